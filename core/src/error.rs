@@ -1,0 +1,91 @@
+//! The core's internal error type. It carries context for developers and logs, never personal
+//! data: no field values, tokens or identity numbers end up in a message. The FFI crate converts
+//! it to the public error in exactly one place, using [`Error::user_message`] for what a person sees.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database error while {context}: {source}")]
+    Database {
+        context: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("database file {path} is corrupt or is not a congdan database")]
+    CorruptDatabase { path: PathBuf },
+    #[error("database schema version {found} is newer than this app understands ({supported})")]
+    SchemaTooNew { found: i64, supported: i64 },
+    #[error("cannot use data directory {path}: {source}")]
+    DataDirectory {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    #[error("server unreachable: {0}")]
+    Offline(String),
+    #[error("server rejected the request ({status} {code}): {message}")]
+    ServerRejected { status: u16, code: String, message: String },
+    #[error("not authorised by the server ({status})")]
+    Unauthorised { status: u16 },
+    #[error("server sent data this app cannot read: {0}")]
+    BadData(String),
+    #[error("platform service {service} failed: {message}")]
+    Platform { service: &'static str, message: String },
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl Error {
+    pub(crate) fn db(context: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+        move |source| Error::Database { context, source }
+    }
+
+    /// Short, plain message for a person, in Vietnamese first and English second.
+    pub fn user_message(&self) -> (&'static str, &'static str) {
+        match self {
+            Error::Database { .. } => (
+                "Không lưu được dữ liệu trên máy. Vui lòng thử lại.",
+                "Could not save data on this phone. Please try again.",
+            ),
+            Error::CorruptDatabase { .. } => (
+                "Dữ liệu trên máy bị hỏng. Vui lòng liên hệ hỗ trợ.",
+                "The data on this phone is damaged. Please contact support.",
+            ),
+            Error::SchemaTooNew { .. } => (
+                "Dữ liệu được tạo bởi phiên bản mới hơn. Vui lòng cập nhật ứng dụng.",
+                "This data comes from a newer version. Please update the app.",
+            ),
+            Error::DataDirectory { .. } => (
+                "Không truy cập được bộ nhớ của máy.",
+                "Cannot access the phone's storage.",
+            ),
+            Error::InvalidConfig(_) => ("Cấu hình ứng dụng không hợp lệ.", "The app's settings are not valid."),
+            Error::Offline(_) => (
+                "Chưa có kết nối mạng. Dữ liệu sẽ được gửi khi có mạng.",
+                "No connection. Your data will be sent when you are online.",
+            ),
+            Error::ServerRejected { .. } => (
+                "Máy chủ từ chối yêu cầu.",
+                "The server refused the request.",
+            ),
+            Error::Unauthorised { .. } => ("Vui lòng đăng nhập lại.", "Please log in again."),
+            Error::BadData(_) => (
+                "Máy chủ gửi dữ liệu không đọc được. Vui lòng cập nhật ứng dụng.",
+                "The server sent data this app cannot read. Please update the app.",
+            ),
+            Error::Platform { .. } => (
+                "Dịch vụ của điện thoại không phản hồi.",
+                "A phone service did not respond.",
+            ),
+            Error::NotFound { .. } => ("Không tìm thấy.", "Not found."),
+            Error::Cancelled => ("Đã huỷ.", "Cancelled."),
+        }
+    }
+}

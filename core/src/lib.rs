@@ -1,0 +1,15 @@
+//! congdan-core: the engine shared by the Android and iOS apps and the `congdan` CLI.
+//!
+//! It knows nothing about FFI or about which platform it runs on: the phone supplies its services
+//! through the small traits in [`platform`]. Start with `docs/ARCHITECTURE.md` for the map.
+
+pub mod catalog;
+mod core;
+pub mod error;
+pub mod platform;
+pub mod store;
+pub mod sync;
+pub mod text;
+
+pub use crate::core::{Core, CoreConfig};
+pub use crate::error::{Error, Result};

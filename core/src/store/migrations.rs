@@ -1,0 +1,124 @@
+//! Versioned schema migrations keyed on `PRAGMA user_version`. Each migration is applied once, in
+//! order, and all pending ones run in a single transaction: a crash mid-upgrade leaves the old
+//! schema intact. Never edit a released migration; add a new one.
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the backbone: key/value metadata and one cursor per change feed.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY NOT NULL,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE feed_cursors (
+        feed       TEXT PRIMARY KEY NOT NULL,
+        cursor     TEXT NOT NULL,
+        synced_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
+    // 2: the offline procedure catalog, with a diacritic-folded search column.
+    r#"
+    CREATE TABLE procedures (
+        code        TEXT PRIMARY KEY NOT NULL,
+        kind        TEXT NOT NULL,
+        name_vi     TEXT NOT NULL,
+        name_en     TEXT NOT NULL,
+        agency_code TEXT NOT NULL,
+        fee_vnd     INTEGER NOT NULL,
+        processing_days INTEGER NOT NULL,
+        body        TEXT NOT NULL,
+        name_folded TEXT NOT NULL,
+        search_text TEXT NOT NULL,
+        withdrawn   INTEGER NOT NULL DEFAULT 0,
+        feed_seq    INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX procedures_listing ON procedures(withdrawn, name_folded);
+    "#,
+];
+
+pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    migrate_to(conn, LATEST_VERSION)
+}
+
+/// Applies migrations up to `target` (tests use it to build every older schema).
+pub fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
+    let ctx = "migrating the schema";
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(Error::db(ctx))?;
+    let current: i64 =
+        tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(Error::db(ctx))?;
+    if current > LATEST_VERSION {
+        return Err(Error::SchemaTooNew { found: current, supported: LATEST_VERSION });
+    }
+    if current >= target {
+        return Ok(());
+    }
+    for sql in &MIGRATIONS[current as usize..target as usize] {
+        tx.execute_batch(sql).map_err(Error::db(ctx))?;
+    }
+    tx.pragma_update(None, "user_version", target).map_err(Error::db(ctx))?;
+    tx.commit().map_err(Error::db(ctx))
+}
+
+/// The schema as SQLite stores it, normalised, for comparing databases.
+pub fn schema_dump(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT type || ' ' || name || ' ' || coalesce(sql, '') FROM sqlite_master \
+         WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
+    )?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    rows.map(|r| r.map(|s| s.split_whitespace().collect::<Vec<_>>().join(" ")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upgrading_from_every_older_version_equals_a_fresh_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut fresh = Connection::open(dir.path().join("fresh.db")).unwrap();
+        migrate(&mut fresh).unwrap();
+        let want = schema_dump(&fresh).unwrap();
+        assert!(!want.is_empty());
+        for start in 0..LATEST_VERSION {
+            let mut old = Connection::open(dir.path().join(format!("v{start}.db"))).unwrap();
+            migrate_to(&mut old, start).unwrap();
+            if start >= 1 {
+                old.execute(
+                    "INSERT INTO feed_cursors(feed, cursor, synced_at) VALUES ('public', '1.7', 1)",
+                    [],
+                )
+                .unwrap();
+            }
+            migrate(&mut old).unwrap();
+            assert_eq!(schema_dump(&old).unwrap(), want, "upgrade from version {start}");
+            let v: i64 = old.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+            assert_eq!(v, LATEST_VERSION);
+            if start >= 1 {
+                let cursor: String = old
+                    .query_row("SELECT cursor FROM feed_cursors WHERE feed='public'", [], |r| {
+                        r.get(0)
+                    })
+                    .unwrap();
+                assert_eq!(cursor, "1.7", "data survives the upgrade from {start}");
+            }
+        }
+    }
+
+    #[test]
+    fn migrating_twice_is_a_no_op() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate(&mut c).unwrap();
+        let before = schema_dump(&c).unwrap();
+        migrate(&mut c).unwrap();
+        assert_eq!(schema_dump(&c).unwrap(), before);
+    }
+}

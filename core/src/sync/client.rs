@@ -1,0 +1,261 @@
+//! HTTP client to the congdan server: JSON over HTTPS (plain HTTP only to loopback), timeouts,
+//! and retries with exponential backoff and full jitter for transient failures only.
+
+use std::time::Duration;
+
+use rand::Rng;
+use reqwest::{header, StatusCode};
+use serde::{de::DeserializeOwned, Serialize};
+use url::Url;
+
+use super::wire::ErrorBody;
+use crate::error::{Error, Result};
+
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Attempts in total, the first included.
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(4),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Full jitter (a random delay up to the exponential cap) so that thousands of phones coming
+    /// back online together do not hit the server in lockstep.
+    fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let cap = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max_delay);
+        let jittered = rand::thread_rng().gen_range(Duration::ZERO..=cap);
+        match retry_after {
+            Some(server_says) => server_says.min(Duration::from_secs(30)).max(jittered),
+            None => jittered,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub retry: RetryPolicy,
+    pub user_agent: String,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            user_agent: format!("congdan-core/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: Url,
+    retry: RetryPolicy,
+}
+
+/// Checks a server URL: HTTPS, or plain HTTP to this machine (development and tests).
+pub fn parse_server_url(raw: &str) -> Result<Url> {
+    let mut url = Url::parse(raw.trim())
+        .map_err(|e| Error::InvalidConfig(format!("server URL is not a URL: {e}")))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(Error::InvalidConfig(
+                "server URL must use https (plain http only to loopback)".into(),
+            ))
+        }
+        other => return Err(Error::InvalidConfig(format!("unsupported URL scheme {other}"))),
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+enum Attempt<T> {
+    Done(T),
+    Retry { error: Error, retry_after: Option<Duration> },
+}
+
+impl ApiClient {
+    pub fn new(server_url: &str, config: ClientConfig) -> Result<ApiClient> {
+        let base = parse_server_url(server_url)?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .user_agent(config.user_agent)
+            .https_only(base.scheme() == "https")
+            .build()
+            .map_err(|e| Error::InvalidConfig(format!("HTTP client: {e}")))?;
+        Ok(ApiClient { http, base, retry: config.retry })
+    }
+
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    /// POSTs `body` as JSON to `path` (relative to the base URL) and decodes the JSON answer.
+    /// Only requests that are safe to repeat may use this (pulls are; commands carry their own
+    /// idempotency key).
+    pub async fn post_json<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        let url = self
+            .base
+            .join(path)
+            .map_err(|e| Error::InvalidConfig(format!("bad API path {path}: {e}")))?;
+        let payload = serde_json::to_vec(body).map_err(|e| Error::BadData(e.to_string()))?;
+        let mut attempt = 0;
+        loop {
+            match self.try_once(&url, &payload).await {
+                Attempt::Done(v) => return v,
+                Attempt::Retry { error, retry_after } => {
+                    attempt += 1;
+                    if attempt >= self.retry.max_attempts {
+                        return Err(error);
+                    }
+                    let delay = self.retry.delay(attempt - 1, retry_after);
+                    tracing::debug!(path, attempt, ?delay, "transient failure, retrying: {error}");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    async fn try_once<T: DeserializeOwned>(&self, url: &Url, payload: &[u8]) -> Attempt<Result<T>> {
+        let sent = self
+            .http
+            .post(url.clone())
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json")
+            .body(payload.to_vec())
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            // Connection refused or reset, DNS failure, timeout: the network or the server is
+            // away for now. Never include the URL's query or body in the message.
+            Err(e) => {
+                return Attempt::Retry {
+                    error: Error::Offline(describe_transport_error(&e)),
+                    retry_after: None,
+                }
+            }
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                return Attempt::Retry {
+                    error: Error::Offline(describe_transport_error(&e)),
+                    retry_after: None,
+                }
+            }
+        };
+        if status.is_success() {
+            return Attempt::Done(
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::BadData(format!("response from {}: {e}", url.path()))),
+            );
+        }
+        let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(b) => (b.error.code, b.error.message),
+            Err(_) => ("unknown".to_string(), format!("HTTP {status}")),
+        };
+        let error = match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                Error::Unauthorised { status: status.as_u16() }
+            }
+            _ => Error::ServerRejected { status: status.as_u16(), code, message },
+        };
+        let transient = matches!(
+            status,
+            StatusCode::REQUEST_TIMEOUT
+                | StatusCode::TOO_MANY_REQUESTS
+                | StatusCode::INTERNAL_SERVER_ERROR
+                | StatusCode::BAD_GATEWAY
+                | StatusCode::SERVICE_UNAVAILABLE
+                | StatusCode::GATEWAY_TIMEOUT
+        );
+        if transient {
+            Attempt::Retry { error, retry_after }
+        } else {
+            Attempt::Done(Err(error))
+        }
+    }
+}
+
+fn describe_transport_error(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "cannot connect".into()
+    } else {
+        "connection interrupted".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        assert!(parse_server_url("https://api.congdan.example").is_ok());
+        assert!(parse_server_url("http://127.0.0.1:8080").is_ok());
+        assert!(parse_server_url("http://localhost:8080/base").is_ok());
+        assert!(parse_server_url("http://[::1]:8080").is_ok());
+        assert!(matches!(
+            parse_server_url("http://api.congdan.example"),
+            Err(Error::InvalidConfig(_))
+        ));
+        assert!(matches!(parse_server_url("ftp://127.0.0.1"), Err(Error::InvalidConfig(_))));
+        assert!(matches!(parse_server_url("not a url"), Err(Error::InvalidConfig(_))));
+        assert_eq!(
+            parse_server_url("http://localhost:8080/base").unwrap().join("v1/sync/pull").unwrap().path(),
+            "/base/v1/sync/pull"
+        );
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy::default();
+        for attempt in 0..20 {
+            let d = p.delay(attempt, None);
+            assert!(d <= p.max_delay);
+            assert!(d <= p.base_delay.saturating_mul(1 << attempt.min(16)));
+        }
+        assert!(p.delay(0, Some(Duration::from_secs(3))) >= Duration::from_secs(3));
+        assert!(p.delay(0, Some(Duration::from_secs(3600))) <= Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,178 @@
+//! The router, its shared state and the server's life cycle (bind, serve, graceful shutdown).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::ServerConfig;
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::{catalog, openapi, sync};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+}
+
+/// Every route: (method, path). The OpenAPI test checks each one is documented.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/health"),
+    ("get", "/openapi.json"),
+    ("post", "/v1/sync/pull"),
+    ("get", "/v1/catalog/procedures"),
+    ("get", "/v1/catalog/procedures/{code}"),
+];
+
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/openapi.json", get(openapi::document))
+        .route("/v1/sync/pull", post(sync::pull))
+        .route("/v1/catalog/procedures", get(catalog::list))
+        .route("/v1/catalog/procedures/{code}", get(catalog::get))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        // Log the route template, never the concrete path or query: they may carry identifiers.
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(|m| m.as_str().to_owned())
+                .unwrap_or_else(|| "unmatched".into());
+            tracing::info_span!("http", method = %req.method(), route = %route)
+        }))
+        .with_state(state)
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    database: &'static str,
+    version: &'static str,
+}
+
+async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    state.db.ping().await?;
+    Ok(Json(Health { status: "ok", database: state.db.backend(), version: env!("CARGO_PKG_VERSION") }))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("not_found", "no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this endpoint",
+        "Phương thức không được hỗ trợ.",
+    )
+}
+
+/// Connects to the database, migrates it, and seeds the demo catalog when asked and empty.
+pub async fn prepare(config: &ServerConfig) -> anyhow_like::Result<AppState> {
+    let db = Db::connect(&config.database_url).await?;
+    if config.seed_demo_data && catalog::store::count_all(&db).await? == 0 {
+        let procedures = catalog::parse_catalog(catalog::DEMO_CATALOG)
+            .map_err(|p| anyhow_like::Error(format!("demo catalog invalid: {}", p.join("; "))))?;
+        let report = catalog::store::publish(&db, procedures).await?;
+        tracing::info!(published = report.changed, "seeded the demo catalog");
+    }
+    Ok(AppState { db })
+}
+
+/// Runs the server on `config.listen` until `shutdown` completes, then drains open requests.
+pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow_like::Result<()> {
+    let state = prepare(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow_like::Error(format!("cannot listen on {}: {e}", config.listen)))?;
+    tracing::info!(
+        address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        database = state.db.backend(),
+        "congdan-server listening"
+    );
+    axum::serve(listener, router(state, config.max_body_bytes))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| anyhow_like::Error(format!("server failed: {e}")))
+}
+
+/// A server running in the background of this process (tests, benchmarks, the CLI's demos).
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningServer {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, finishes open requests, and waits until the server is gone.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts a server on `config.listen` (port 0 picks a free one) in the background.
+pub async fn start(config: ServerConfig) -> anyhow_like::Result<RunningServer> {
+    let state = prepare(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow_like::Error(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = listener.local_addr().map_err(|e| anyhow_like::Error(e.to_string()))?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = router(state.clone(), config.max_body_bytes);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Ok(RunningServer { addr, state, stop: Some(stop), task: Some(task) })
+}
+
+/// A minimal boxed error for start-up failures (configuration, database, port).
+pub mod anyhow_like {
+    #[derive(Debug)]
+    pub struct Error(pub String);
+    impl std::fmt::Display for Error {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+    impl std::error::Error for Error {}
+    impl From<crate::db::DbError> for Error {
+        fn from(e: crate::db::DbError) -> Self {
+            Error(e.to_string())
+        }
+    }
+    pub type Result<T> = std::result::Result<T, Error>;
+}

@@ -1,0 +1,132 @@
+//! PostgreSQL backend: a deadpool of tokio-postgres connections. Migrations are serialised across
+//! instances by a row lock on `schema_migrations`, so several instances may start at once.
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+use super::{now_millis, DbError, DbResult};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the change feed and the catalog.
+    r#"
+    CREATE TABLE feed_heads (
+        feed TEXT PRIMARY KEY,
+        head BIGINT NOT NULL
+    );
+    CREATE TABLE changes (
+        feed       TEXT NOT NULL,
+        seq        BIGINT NOT NULL,
+        kind       TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        data       TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (feed, seq)
+    );
+    CREATE TABLE procedures (
+        code       TEXT PRIMARY KEY,
+        body       TEXT NOT NULL,
+        withdrawn  BOOLEAN NOT NULL DEFAULT FALSE,
+        updated_at BIGINT NOT NULL
+    );
+    "#,
+];
+
+#[derive(Clone)]
+pub struct PgPool {
+    pool: Pool,
+}
+
+/// A tokio-postgres error without connection details (the URL may hold a password).
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+pub(crate) fn q(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> DbError {
+    move |e| {
+        if e.is_closed() || e.as_db_error().is_none() {
+            DbError::Unavailable(format!("{context}: {}", describe(&e)))
+        } else {
+            DbError::Query { context, message: describe(&e) }
+        }
+    }
+}
+
+impl PgPool {
+    pub async fn connect(url: &str) -> DbResult<PgPool> {
+        let config: tokio_postgres::Config =
+            url.parse().map_err(|_| DbError::Config("unreadable postgres URL".into()))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .build()
+            .map_err(|e| DbError::Config(e.to_string()))?;
+        let pg = PgPool { pool };
+        pg.migrate().await?;
+        Ok(pg)
+    }
+
+    pub async fn client(&self) -> DbResult<Object> {
+        self.pool.get().await.map_err(|e| DbError::Unavailable(format!("postgres pool: {e}")))
+    }
+
+    async fn migrate(&self) -> DbResult<()> {
+        let ctx = "migrating the schema";
+        let mut client = self.client().await?;
+        // Two instances creating the table at once can collide in the catalog; the loser retries.
+        for attempt in 0..3 {
+            match client
+                .batch_execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations \
+                     (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+                )
+                .await
+            {
+                Ok(()) => break,
+                Err(e) if attempt < 2 => {
+                    tracing::debug!("retrying schema_migrations creation: {}", describe(&e));
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(q(ctx)(e)),
+            }
+        }
+        let tx = client.transaction().await.map_err(q(ctx))?;
+        tx.execute(
+            "INSERT INTO schema_migrations(version, applied_at) VALUES (0, $1) ON CONFLICT DO NOTHING",
+            &[&now_millis()],
+        )
+        .await
+        .map_err(q(ctx))?;
+        // The lock row: concurrent migrators wait here until the first one commits.
+        tx.query_one("SELECT version FROM schema_migrations WHERE version = 0 FOR UPDATE", &[])
+            .await
+            .map_err(q(ctx))?;
+        let current: i64 = tx
+            .query_one("SELECT max(version) FROM schema_migrations", &[])
+            .await
+            .map_err(q(ctx))?
+            .get(0);
+        let latest = MIGRATIONS.len() as i64;
+        if current > latest {
+            return Err(DbError::Config(format!(
+                "database schema version {current} is newer than this server ({latest})"
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            tx.batch_execute(sql).await.map_err(q(ctx))?;
+            tx.execute(
+                "INSERT INTO schema_migrations(version, applied_at) VALUES ($1, $2)",
+                &[&(i as i64 + 1), &now_millis()],
+            )
+            .await
+            .map_err(q(ctx))?;
+        }
+        tx.commit().await.map_err(q(ctx))
+    }
+}

@@ -1,0 +1,162 @@
+//! SQLite backend: a small pool of connections used from blocking threads. Writers take the lock
+//! up front (`BEGIN IMMEDIATE`) so two writers never deadlock on upgrade.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use tokio::sync::Semaphore;
+
+use super::{DbError, DbResult};
+
+const POOL_SIZE: usize = 4;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the change feed and the catalog.
+    r#"
+    CREATE TABLE feed_heads (
+        feed TEXT PRIMARY KEY NOT NULL,
+        head INTEGER NOT NULL
+    );
+    CREATE TABLE changes (
+        feed       TEXT NOT NULL,
+        seq        INTEGER NOT NULL,
+        kind       TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        data       TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (feed, seq)
+    );
+    CREATE TABLE procedures (
+        code       TEXT PRIMARY KEY NOT NULL,
+        body       TEXT NOT NULL,
+        withdrawn  INTEGER NOT NULL DEFAULT 0,
+        updated_at INTEGER NOT NULL
+    );
+    "#,
+];
+
+#[derive(Clone)]
+pub struct SqlitePool {
+    conns: Arc<Mutex<Vec<Connection>>>,
+    permits: Arc<Semaphore>,
+    path: PathBuf,
+}
+
+fn query_error(context: &'static str) -> impl FnOnce(rusqlite::Error) -> DbError {
+    move |e| match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+        {
+            DbError::Unavailable(format!("sqlite busy while {context}"))
+        }
+        _ => DbError::Query { context, message: e.to_string() },
+    }
+}
+
+fn open_connection(path: &Path) -> DbResult<Connection> {
+    let conn = Connection::open(path).map_err(query_error("opening the database"))?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+        .map_err(|e| DbError::Corrupt(format!("{}: {e}", path.display())))?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(query_error("configuring"))?;
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(query_error("configuring"))?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(query_error("configuring"))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(query_error("configuring"))?;
+    Ok(conn)
+}
+
+impl SqlitePool {
+    pub async fn open(path: &Path) -> DbResult<SqlitePool> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| DbError::Config(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let path_owned = path.to_path_buf();
+        let conns = tokio::task::spawn_blocking(move || -> DbResult<Vec<Connection>> {
+            let mut first = open_connection(&path_owned)?;
+            migrate(&mut first)?;
+            let mut conns = vec![first];
+            for _ in 1..POOL_SIZE {
+                conns.push(open_connection(&path_owned)?);
+            }
+            Ok(conns)
+        })
+        .await
+        .map_err(|e| DbError::Unavailable(e.to_string()))??;
+        Ok(SqlitePool {
+            conns: Arc::new(Mutex::new(conns)),
+            permits: Arc::new(Semaphore::new(POOL_SIZE)),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn with_conn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> DbResult<T> + Send + 'static,
+    ) -> DbResult<T> {
+        let _permit = self.permits.acquire().await.map_err(|e| DbError::Unavailable(e.to_string()))?;
+        let conns = self.conns.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conns
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop()
+                .ok_or_else(|| DbError::Unavailable("no free sqlite connection".into()))?;
+            let result = f(&mut conn);
+            conns.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            result
+        })
+        .await
+        .map_err(|e| DbError::Unavailable(format!("sqlite worker failed: {e}")))?
+    }
+
+    pub async fn read<T: Send + 'static>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> DbResult<T> {
+        self.with_conn(move |c| f(c).map_err(query_error(context))).await
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction, committed only if it returns `Ok`.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&Transaction<'_>) -> DbResult<T> + Send + 'static,
+    ) -> DbResult<T> {
+        self.with_conn(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(query_error(context))?;
+            let value = f(&tx)?;
+            tx.commit().map_err(query_error(context))?;
+            Ok(value)
+        })
+        .await
+    }
+}
+
+pub(crate) fn q(context: &'static str) -> impl FnOnce(rusqlite::Error) -> DbError {
+    query_error(context)
+}
+
+fn migrate(conn: &mut Connection) -> DbResult<()> {
+    let ctx = "migrating the schema";
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(q(ctx))?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(q(ctx))?;
+    let latest = MIGRATIONS.len() as i64;
+    if current > latest {
+        return Err(DbError::Config(format!(
+            "database schema version {current} is newer than this server ({latest})"
+        )));
+    }
+    for sql in &MIGRATIONS[current as usize..] {
+        tx.execute_batch(sql).map_err(q(ctx))?;
+    }
+    tx.pragma_update(None, "user_version", latest).map_err(q(ctx))?;
+    tx.commit().map_err(q(ctx))
+}

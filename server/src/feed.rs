@@ -1,0 +1,125 @@
+//! The one change feed, server side. Every capability appends its changes here, inside the same
+//! transaction as the change itself. Positions come from a per-feed head row in the database,
+//! bumped with `UPDATE … RETURNING`: the row lock serialises writers of one feed until they
+//! commit, so positions are gap-free and become visible in order, whichever server instance wrote
+//! them. (A bare database sequence would be unique too, but a reader could see position 7 commit
+//! before 6 and skip 6 forever.)
+
+use congdan_core::sync::wire::Change;
+
+use crate::db::{now_millis, postgres, sqlite, Db, DbError, DbResult};
+
+/// The feed everyone may read: catalog and key sets.
+pub const PUBLIC: &str = "public";
+
+pub fn append_sqlite(
+    tx: &rusqlite::Transaction<'_>,
+    feed: &str,
+    kind: &str,
+    key: &str,
+    data: &str,
+) -> DbResult<u64> {
+    let ctx = "appending to the change feed";
+    tx.execute("INSERT INTO feed_heads(feed, head) VALUES (?1, 0) ON CONFLICT(feed) DO NOTHING", [feed])
+        .map_err(sqlite::q(ctx))?;
+    let seq: i64 = tx
+        .query_row("UPDATE feed_heads SET head = head + 1 WHERE feed = ?1 RETURNING head", [feed], |r| {
+            r.get(0)
+        })
+        .map_err(sqlite::q(ctx))?;
+    tx.execute(
+        "INSERT INTO changes(feed, seq, kind, key, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        rusqlite::params![feed, seq, kind, key, data, now_millis()],
+    )
+    .map_err(sqlite::q(ctx))?;
+    Ok(seq as u64)
+}
+
+pub async fn append_pg(
+    tx: &tokio_postgres::Transaction<'_>,
+    feed: &str,
+    kind: &str,
+    key: &str,
+    data: &str,
+) -> DbResult<u64> {
+    let ctx = "appending to the change feed";
+    tx.execute("INSERT INTO feed_heads(feed, head) VALUES ($1, 0) ON CONFLICT (feed) DO NOTHING", &[&feed])
+        .await
+        .map_err(postgres::q(ctx))?;
+    let seq: i64 = tx
+        .query_one("UPDATE feed_heads SET head = head + 1 WHERE feed = $1 RETURNING head", &[&feed])
+        .await
+        .map_err(postgres::q(ctx))?
+        .get(0);
+    tx.execute(
+        "INSERT INTO changes(feed, seq, kind, key, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        &[&feed, &seq, &kind, &key, &data, &now_millis()],
+    )
+    .await
+    .map_err(postgres::q(ctx))?;
+    Ok(seq as u64)
+}
+
+/// Up to `limit` changes after `after`, and the feed's head (0 for a feed never written).
+pub async fn read_page(db: &Db, feed: &str, after: u64, limit: u32) -> DbResult<(Vec<Change>, u64)> {
+    let ctx = "reading the change feed";
+    let rows: Vec<(i64, String, String, String)>;
+    let head: i64;
+    match db {
+        Db::Sqlite(pool) => {
+            let feed = feed.to_string();
+            (rows, head) = pool
+                .read(ctx, move |c| {
+                    let mut stmt = c.prepare_cached(
+                        "SELECT seq, kind, key, data FROM changes WHERE feed = ?1 AND seq > ?2 \
+                         ORDER BY seq LIMIT ?3",
+                    )?;
+                    let rows = stmt
+                        .query_map(rusqlite::params![feed, after as i64, limit as i64], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                        })?
+                        .collect::<rusqlite::Result<Vec<(i64, String, String, String)>>>()?;
+                    let head: i64 = c
+                        .query_row("SELECT head FROM feed_heads WHERE feed = ?1", [&feed], |r| r.get(0))
+                        .or_else(|e| match e {
+                            rusqlite::Error::QueryReturnedNoRows => Ok(0),
+                            e => Err(e),
+                        })?;
+                    Ok((rows, head))
+                })
+                .await?;
+        }
+        Db::Postgres(pool) => {
+            let client = pool.client().await?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT seq, kind, key, data FROM changes WHERE feed = $1 AND seq > $2 \
+                     ORDER BY seq LIMIT $3",
+                )
+                .await
+                .map_err(postgres::q(ctx))?;
+            rows = client
+                .query(&stmt, &[&feed, &(after as i64), &(limit as i64)])
+                .await
+                .map_err(postgres::q(ctx))?
+                .into_iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+                .collect();
+            head = client
+                .query_opt("SELECT head FROM feed_heads WHERE feed = $1", &[&feed])
+                .await
+                .map_err(postgres::q(ctx))?
+                .map(|r| r.get(0))
+                .unwrap_or(0);
+        }
+    }
+    let changes = rows
+        .into_iter()
+        .map(|(seq, kind, key, data)| {
+            let data = serde_json::from_str(&data)
+                .map_err(|e| DbError::Corrupt(format!("change {seq} in {feed}: {e}")))?;
+            Ok(Change { seq: seq as u64, kind, key, data })
+        })
+        .collect::<DbResult<Vec<_>>>()?;
+    Ok((changes, head.max(0) as u64))
+}
