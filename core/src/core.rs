@@ -60,7 +60,7 @@ impl Core {
     /// Pulls every feed to its end. Offline is a state in the report, not an error.
     pub async fn sync(
         &self,
-        progress: &(dyn Fn(SyncProgress) + Send + Sync),
+        progress: &(dyn Fn(SyncProgress) -> bool + Send + Sync),
     ) -> Result<SyncReport> {
         let _one_at_a_time = self.inner.sync_lock.lock().await;
         sync::pull_all(&self.inner.store, &self.inner.client, &self.inner.platform, progress).await

@@ -1,0 +1,18 @@
+//! congdan-ffi: the thin uniffi wrapper the Android and iOS shells load.
+//!
+//! One exported entry object ([`CongdanCore`]) wraps `congdan_core::Core` and hands out one
+//! sub-object per capability. Records mirror the core's types (declared as uniffi remote types,
+//! so there is no conversion code). Errors cross as [`CongdanError`], converted in one place.
+//! Unwinding stays on: uniffi turns a panic into an exception instead of killing the app.
+
+uniffi::setup_scaffolding!();
+
+mod catalog;
+mod core_object;
+mod error;
+mod platform;
+
+pub use catalog::CatalogApi;
+pub use core_object::{CongdanCore, CoreSettings};
+pub use error::CongdanError;
+pub use platform::{NetworkMonitor, PlatformError, SyncProgressListener};

@@ -37,7 +37,8 @@ pub struct SyncReport {
     pub clock_offset_ms: Option<i64>,
 }
 
-/// Reported after each applied page.
+/// Reported after each applied page. The listener answers whether to go on: `false` stops the
+/// sync after this page (it stays applied) with [`Error::Cancelled`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct SyncProgress {
     pub feed: String,
@@ -100,7 +101,7 @@ pub(crate) async fn pull_all(
     store: &Store,
     client: &ApiClient,
     platform: &Platform,
-    progress: &(dyn Fn(SyncProgress) + Send + Sync),
+    progress: &(dyn Fn(SyncProgress) -> bool + Send + Sync),
 ) -> Result<SyncReport> {
     let mut report =
         SyncReport { state: SyncState::UpToDate, changes_applied: 0, pages: 0, clock_offset_ms: None };
@@ -147,11 +148,14 @@ pub(crate) async fn pull_all(
             report.changes_applied += applied;
             report.pages += 1;
             more |= page.has_more;
-            progress(SyncProgress {
+            let keep_going = progress(SyncProgress {
                 feed: page.feed.clone(),
                 changes_applied: report.changes_applied,
                 has_more: page.has_more,
             });
+            if !keep_going {
+                return Err(Error::Cancelled);
+            }
         }
         reset = false;
         if !more {

@@ -1,0 +1,72 @@
+//! The exported entry object.
+
+use std::sync::Arc;
+
+use congdan_core::platform::Platform;
+use congdan_core::sync::{SyncReport, SyncState};
+use congdan_core::{Core, CoreConfig};
+
+use crate::catalog::CatalogApi;
+use crate::error::CongdanError;
+use crate::platform::{NetworkAdapter, NetworkMonitor, SyncProgressListener};
+
+/// What the shell passes when it opens the core.
+#[derive(uniffi::Record)]
+pub struct CoreSettings {
+    /// The app's private data directory.
+    pub data_dir: String,
+    /// `https://…` (plain `http://` only to loopback, for development).
+    pub server_url: String,
+}
+
+#[uniffi::remote(Enum)]
+pub enum SyncState {
+    UpToDate,
+    Offline,
+}
+
+#[uniffi::remote(Record)]
+pub struct SyncReport {
+    pub state: SyncState,
+    pub changes_applied: u32,
+    pub pages: u32,
+    pub clock_offset_ms: Option<i64>,
+}
+
+/// The core, opened once per app.
+#[derive(uniffi::Object)]
+pub struct CongdanCore {
+    inner: Core,
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl CongdanCore {
+    /// Opens (creating on first use) the core's storage in `settings.data_dir`.
+    #[uniffi::constructor]
+    pub fn open(
+        settings: CoreSettings,
+        network: Arc<dyn NetworkMonitor>,
+    ) -> Result<Arc<Self>, CongdanError> {
+        let platform = Platform { network: Arc::new(NetworkAdapter(network)) };
+        let inner = Core::open(CoreConfig::new(settings.data_dir, settings.server_url), platform)?;
+        Ok(Arc::new(CongdanCore { inner }))
+    }
+
+    pub fn catalog(&self) -> Arc<CatalogApi> {
+        Arc::new(CatalogApi { inner: self.inner.catalog() })
+    }
+
+    /// Pulls every change feed to its end. Offline is reported in the result's `state`, not
+    /// thrown. Cancelling the calling coroutine/task stops the sync between pages; every applied
+    /// page is complete.
+    pub async fn sync(
+        &self,
+        listener: Option<Arc<dyn SyncProgressListener>>,
+    ) -> Result<SyncReport, CongdanError> {
+        let report = self
+            .inner
+            .sync(&move |p| listener.as_ref().map_or(true, |l| l.on_progress(p)))
+            .await?;
+        Ok(report)
+    }
+}

@@ -1,0 +1,57 @@
+//! The public error. The only place where core errors become what a shell sees: a typed variant
+//! with a plain Vietnamese and English message and a technical detail free of personal data.
+
+use congdan_core::Error;
+
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum CongdanError {
+    /// No network or server unreachable. Local data stays usable.
+    #[error("{message_en}")]
+    Offline { message_vi: String, message_en: String, detail: String },
+    /// The phone's database could not be read or written.
+    #[error("{message_en}")]
+    Storage { message_vi: String, message_en: String, detail: String },
+    /// The app must be updated (newer database schema or server data it cannot read).
+    #[error("{message_en}")]
+    NeedsUpdate { message_vi: String, message_en: String, detail: String },
+    /// The server refused the request; `code` is the server's stable error code.
+    #[error("{message_en}")]
+    Rejected { code: String, message_vi: String, message_en: String, detail: String },
+    /// The session is missing or expired: log in again. Local data is kept.
+    #[error("{message_en}")]
+    LoginRequired { message_vi: String, message_en: String, detail: String },
+    /// Invalid settings given to the core (a server URL that is not HTTPS, for instance).
+    #[error("{message_en}")]
+    InvalidInput { message_vi: String, message_en: String, detail: String },
+    /// A platform service implemented by the shell failed.
+    #[error("{message_en}")]
+    Platform { message_vi: String, message_en: String, detail: String },
+    #[error("{message_en}")]
+    NotFound { message_vi: String, message_en: String, detail: String },
+    #[error("{message_en}")]
+    Cancelled { message_vi: String, message_en: String, detail: String },
+}
+
+impl From<Error> for CongdanError {
+    fn from(e: Error) -> Self {
+        let (vi, en) = e.user_message();
+        let (message_vi, message_en, detail) = (vi.to_string(), en.to_string(), e.to_string());
+        match e {
+            Error::Offline(_) => CongdanError::Offline { message_vi, message_en, detail },
+            Error::Database { .. } | Error::CorruptDatabase { .. } | Error::DataDirectory { .. } => {
+                CongdanError::Storage { message_vi, message_en, detail }
+            }
+            Error::SchemaTooNew { .. } | Error::BadData(_) => {
+                CongdanError::NeedsUpdate { message_vi, message_en, detail }
+            }
+            Error::ServerRejected { code, .. } => {
+                CongdanError::Rejected { code, message_vi, message_en, detail }
+            }
+            Error::Unauthorised { .. } => CongdanError::LoginRequired { message_vi, message_en, detail },
+            Error::InvalidConfig(_) => CongdanError::InvalidInput { message_vi, message_en, detail },
+            Error::Platform { .. } => CongdanError::Platform { message_vi, message_en, detail },
+            Error::NotFound { .. } => CongdanError::NotFound { message_vi, message_en, detail },
+            Error::Cancelled => CongdanError::Cancelled { message_vi, message_en, detail },
+        }
+    }
+}
