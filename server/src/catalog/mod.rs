@@ -73,6 +73,14 @@ fn unknown_keys(original: &serde_json::Value, parsed: &serde_json::Value, place:
             for (k, v) in a {
                 match b.get(k) {
                     Some(w) => unknown_keys(v, w, &format!("{place}.{k}"), out),
+                    // An object of only unknown keys parses to an empty default and vanishes:
+                    // name the keys inside it.
+                    None if v.as_object().is_some_and(|o| !o.is_empty()) => unknown_keys(
+                        v,
+                        &serde_json::Value::Object(Default::default()),
+                        &format!("{place}.{k}"),
+                        out,
+                    ),
                     None => out.push(format!("{place}.{k}: unknown or empty key")),
                 }
             }
