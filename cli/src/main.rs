@@ -1,1 +1,170 @@
-fn main(){}
+//! `congdan`: a terminal shell that drives the core exactly as a phone does.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use congdan_core::catalog::{FieldType, ProcedureKind};
+use congdan_core::platform::Platform;
+use congdan_core::sync::SyncState;
+use congdan_core::{Core, CoreConfig, Error};
+
+#[derive(Parser)]
+#[command(name = "congdan", version, about = "The congdan citizen app, in a terminal")]
+struct Cli {
+    /// The congdan server.
+    #[arg(long, env = "CONGDAN_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
+    server: String,
+    /// Where this "phone" keeps its data.
+    #[arg(long, env = "CONGDAN_DATA_DIR", default_value = ".congdan", global = true)]
+    data_dir: PathBuf,
+    /// Messages in English instead of Vietnamese.
+    #[arg(long, global = true)]
+    english: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The procedure catalog (works offline after one sync).
+    Catalog {
+        #[command(subcommand)]
+        action: CatalogAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum CatalogAction {
+    /// Pull catalog changes from the server.
+    Sync,
+    /// List procedures (add --reports for hotline reports only).
+    List {
+        #[arg(long)]
+        reports: bool,
+    },
+    /// Search with or without diacritics: `congdan catalog search tam tru`.
+    Search {
+        #[arg(required = true)]
+        words: Vec<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Show one procedure with its form.
+    Show { code: String },
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let english = cli.english;
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let (vi, en) = e.user_message();
+            eprintln!("{}", if english { en } else { vi });
+            eprintln!("  ({e})");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn pick<'a>(english: bool, vi: &'a str, en: &'a str) -> &'a str {
+    if english {
+        en
+    } else {
+        vi
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Error> {
+    let core = Core::open(CoreConfig::new(&cli.data_dir, &cli.server), Platform::software())?;
+    let en = cli.english;
+    match cli.command {
+        Command::Catalog { action } => match action {
+            CatalogAction::Sync => {
+                let report = core
+                    .sync(&|p| {
+                        eprintln!("  {}: {} changes{}", p.feed, p.changes_applied, if p.has_more { "…" } else { "" });
+                        true
+                    })
+                    .await?;
+                let count = core.catalog().status()?.procedure_count;
+                match report.state {
+                    SyncState::UpToDate => println!(
+                        "{} ({} {}, {} {})",
+                        pick(en, "Đã cập nhật", "Up to date"),
+                        report.changes_applied,
+                        pick(en, "thay đổi", "changes"),
+                        count,
+                        pick(en, "thủ tục", "procedures"),
+                    ),
+                    SyncState::Offline => println!(
+                        "{} ({count} {})",
+                        pick(en, "Chưa có kết nối; dùng dữ liệu đã lưu", "Offline; using saved data"),
+                        pick(en, "thủ tục", "procedures"),
+                    ),
+                }
+            }
+            CatalogAction::List { reports } => {
+                let kind = reports.then_some(ProcedureKind::Report);
+                for p in core.catalog().list(kind)? {
+                    println!("{:<20} {}", p.code, pick(en, &p.name_vi, &p.name_en));
+                }
+            }
+            CatalogAction::Search { words, limit } => {
+                let found = core.catalog().search(&words.join(" "), limit)?;
+                if found.is_empty() {
+                    println!("{}", pick(en, "Không tìm thấy thủ tục nào.", "No procedure found."));
+                }
+                for p in found {
+                    println!("{:<20} {}", p.code, pick(en, &p.name_vi, &p.name_en));
+                }
+            }
+            CatalogAction::Show { code } => {
+                let p = core.catalog().get(&code)?.ok_or(Error::NotFound { what: "procedure" })?;
+                println!("{}  {}", p.code, pick(en, &p.name.vi, &p.name.en));
+                println!("{}", pick(en, &p.description.vi, &p.description.en));
+                println!(
+                    "{}: {}  ·  {}: {} VND  ·  {}: {} {}",
+                    pick(en, "Cơ quan", "Agency"),
+                    pick(en, &p.agency.name.vi, &p.agency.name.en),
+                    pick(en, "Lệ phí", "Fee"),
+                    p.fee_vnd,
+                    pick(en, "Thời hạn", "Processing time"),
+                    p.processing_days,
+                    pick(en, "ngày làm việc", "working days"),
+                );
+                println!("{}:", pick(en, "Thông tin cần điền", "Form"));
+                for f in &p.fields {
+                    println!(
+                        "  {} {:<28} [{}]",
+                        if f.required { "*" } else { " " },
+                        pick(en, &f.label.vi, &f.label.en),
+                        field_type_name(f.field_type)
+                    );
+                }
+                if !p.attachments.is_empty() {
+                    println!("{}:", pick(en, "Giấy tờ đính kèm", "Attachments"));
+                    for a in &p.attachments {
+                        println!("  {} {}", if a.required { "*" } else { " " }, pick(en, &a.label.vi, &a.label.en));
+                    }
+                }
+            }
+        },
+    }
+    Ok(())
+}
+
+fn field_type_name(t: FieldType) -> &'static str {
+    match t {
+        FieldType::Text => "text",
+        FieldType::Number => "number",
+        FieldType::Date => "date",
+        FieldType::Choice => "choice",
+        FieldType::Phone => "phone",
+        FieldType::NationalId => "national_id",
+        FieldType::Address => "address",
+        FieldType::Location => "location",
+    }
+}
