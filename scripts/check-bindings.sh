@@ -14,4 +14,4 @@ for part in android/bindings ios/Sources/Congdan; do
   fi
 done
 echo "bindings: committed Kotlin and Swift bindings match a fresh generation"
-python3 "$root/ios/check_swift_syntax.py" "$root/ios/Sources"
+python3 "$root/ios/check_swift_syntax.py" "$root/ios/Sources" "$root/ios/Shell"

@@ -9,7 +9,6 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::ServerConfig;
@@ -41,7 +40,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .layer(axum::middleware::from_fn(request_timeout))
         // Log the route template, never the concrete path or query: they may carry identifiers.
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let route = req
@@ -64,6 +63,17 @@ struct Health {
 async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     state.db.ping().await?;
     Ok(Json(Health { status: "ok", database: state.db.backend(), version: env!("CARGO_PKG_VERSION") }))
+}
+
+/// A request still running after this long is answered with a typed 503 (and `Retry-After`),
+/// so a phone retries later instead of holding its radio open.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn request_timeout(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => axum::response::IntoResponse::into_response(ApiError::unavailable("request timed out")),
+    }
 }
 
 async fn not_found() -> ApiError {
