@@ -19,7 +19,9 @@ const MIGRATIONS: &[&str] = &[
         synced_at  INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
-    // 2: the offline procedure catalog, with a diacritic-folded search column.
+    // 2: the offline procedure catalog, with a diacritic-folded search column. The form (`body`,
+    // several KiB) is the last column of a rowid table so that listing and searching, which read
+    // only the columns before it, never walk its overflow pages.
     r#"
     CREATE TABLE procedures (
         code        TEXT PRIMARY KEY NOT NULL,
@@ -29,12 +31,12 @@ const MIGRATIONS: &[&str] = &[
         agency_code TEXT NOT NULL,
         fee_vnd     INTEGER NOT NULL,
         processing_days INTEGER NOT NULL,
-        body        TEXT NOT NULL,
         name_folded TEXT NOT NULL,
         search_text TEXT NOT NULL,
         withdrawn   INTEGER NOT NULL DEFAULT 0,
-        feed_seq    INTEGER NOT NULL
-    ) WITHOUT ROWID;
+        feed_seq    INTEGER NOT NULL,
+        body        TEXT NOT NULL
+    );
     CREATE INDEX procedures_listing ON procedures(withdrawn, name_folded);
     "#,
 ];
