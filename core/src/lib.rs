@@ -4,6 +4,7 @@
 //! through the small traits in [`platform`]. Start with `docs/ARCHITECTURE.md` for the map.
 
 pub mod catalog;
+pub mod crypto;
 mod core;
 pub mod error;
 pub mod platform;
