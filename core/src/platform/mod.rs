@@ -4,6 +4,10 @@
 
 use std::sync::Arc;
 
+mod keystore;
+
+pub use keystore::{Keystore, SoftwareKeystore};
+
 /// What the phone's connectivity manager says about the network right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NetworkState {
