@@ -116,6 +116,21 @@ class CatalogBindingTest {
     }
 
     @Test
+    fun `a listener that says stop cancels the sync after a complete page`() = runBlocking {
+        val core = CongdanCore.open(CoreSettings(newDataDir(), serverUrl), SwitchableNetwork())
+        val stopper = object : SyncProgressListener {
+            override fun onProgress(p: SyncProgress): Boolean = false
+        }
+        val e = assertThrows<CongdanException.Cancelled> { runBlocking { core.sync(stopper) } }
+        assertTrue(e.messageVi.isNotBlank())
+        // The page that was reported is kept whole, and the next sync goes on from its cursor.
+        val kept = core.catalog().status().procedureCount
+        assertTrue(kept > 0u)
+        assertEquals(SyncState.UP_TO_DATE, core.sync(null).state)
+        assertEquals(kept, core.catalog().status().procedureCount)
+    }
+
+    @Test
     fun `bad settings and broken storage are typed errors`() {
         assertThrows<CongdanException.InvalidInput> {
             CongdanCore.open(CoreSettings(newDataDir(), "http://example.com"), SwitchableNetwork())
