@@ -83,6 +83,41 @@ fn main() {
         assert_eq!(rt.block_on(core.sync(&|_| true)).unwrap().changes_applied, 0);
     }));
 
+    // Signed statements: full verification next to the bare signature check, same key, same run.
+    use congdan_core::crypto::{self, FieldKind, FieldSpec, FieldValue, Fields, Schema, Signer};
+    const SCHEMA: Schema = Schema {
+        statement_type: 0xF0,
+        name: "bench",
+        fields: &[
+            FieldSpec { tag: 1, name: "id", kind: FieldKind::Bytes, required: true },
+            FieldSpec { tag: 2, name: "valid_from", kind: FieldKind::U64, required: true },
+            FieldSpec { tag: 3, name: "valid_to", kind: FieldKind::U64, required: true },
+            FieldSpec { tag: 4, name: "device_key", kind: FieldKind::Bytes, required: true },
+        ],
+    };
+    let fields = Fields::from([
+        (1, FieldValue::Bytes(vec![7; 16])),
+        (2, FieldValue::U64(1_790_000_000)),
+        (3, FieldValue::U64(1_790_086_400)),
+        (4, FieldValue::Bytes(vec![4; 65])),
+    ]);
+    let ed = crypto::Ed25519Signer::from_pkcs8(&crypto::Ed25519Signer::generate_pkcs8().unwrap(), b"op-1".to_vec()).unwrap();
+    let p256 = crypto::P256Signer::from_pkcs8(&crypto::P256Signer::generate_pkcs8().unwrap(), None).unwrap();
+    for (label_bare, label_full, signer, public) in [
+        ("Ed25519 verify, bare", "Ed25519 statement verify (envelope+fields)", &ed as &dyn Signer, ed.public_key()),
+        ("P-256 verify, bare", "P-256 statement verify (envelope+fields)", &p256 as &dyn Signer, p256.public_key()),
+    ] {
+        let statement = crypto::sign(&SCHEMA, &fields, signer).unwrap();
+        let keys = vec![(signer.key_id().to_vec(), public.clone())];
+        let signed_len = statement.len() - crypto::SIGNATURE_LEN;
+        rows.push(measure(label_bare, 5000 / scale, || {
+            public.verify(&statement[..signed_len], &statement[signed_len..]).unwrap();
+        }));
+        rows.push(measure(label_full, 5000 / scale, || {
+            crypto::verify(&SCHEMA, &statement, &keys).unwrap();
+        }));
+    }
+
     println!("\n{:<44} {:>8} {:>12} {:>12}", "benchmark", "samples", "p50", "p99");
     for mut row in rows {
         row.samples.sort();
