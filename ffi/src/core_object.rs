@@ -65,7 +65,7 @@ impl CongdanCore {
     ) -> Result<SyncReport, CongdanError> {
         let report = self
             .inner
-            .sync(&move |p| listener.as_ref().map_or(true, |l| l.on_progress(p)))
+            .sync(&move |p| listener.as_ref().is_none_or(|l| l.on_progress(p)))
             .await?;
         Ok(report)
     }

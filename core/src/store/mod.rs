@@ -152,7 +152,7 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         // Keep a valid header but destroy the schema page.
         let mut broken = bytes[..100].to_vec();
-        broken.extend(std::iter::repeat(0xFFu8).take(4096 - 100));
+        broken.extend(std::iter::repeat_n(0xFFu8, 4096 - 100));
         std::fs::write(&path, broken).unwrap();
         let _ = std::fs::remove_file(path.with_extension("db-wal"));
         assert!(matches!(
