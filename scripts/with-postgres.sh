@@ -2,7 +2,7 @@
 # Starts a throwaway PostgreSQL cluster on 127.0.0.1 and a free port, runs the given command with
 # CONGDAN_TEST_PG_URL pointing at it, and removes the cluster afterwards, whatever happens.
 set -euo pipefail
-pgbin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+pgbin="$( (ls -d /usr/lib/postgresql/*/bin 2>/dev/null || true) | sort -V | tail -1)"
 if [ -z "$pgbin" ] && command -v pg_ctl >/dev/null; then pgbin="$(dirname "$(command -v pg_ctl)")"; fi
 [ -n "$pgbin" ] || { echo "with-postgres: PostgreSQL server binaries not found (apt-get install postgresql)" >&2; exit 1; }
 dir="$(mktemp -d /tmp/congdan-pg.XXXXXX)"

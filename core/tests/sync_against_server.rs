@@ -112,6 +112,7 @@ async fn many_pages_report_progress_and_a_cancelled_sync_resumes() {
     assert!(matches!(err, Error::Cancelled));
     let after_cancel = core.catalog().status().unwrap().procedure_count;
     assert_eq!(after_cancel, 200, "exactly one page applied");
+    assert_eq!(core.catalog().status().unwrap().last_synced_at_ms, None, "not pulled to the end yet");
 
     let pages = AtomicU32::new(0);
     let report = core
@@ -124,6 +125,7 @@ async fn many_pages_report_progress_and_a_cancelled_sync_resumes() {
         .unwrap();
     assert_eq!(report.changes_applied, total - 200);
     assert_eq!(pages.load(Ordering::SeqCst), 2);
+    assert!(core.catalog().status().unwrap().last_synced_at_ms.is_some());
     assert_eq!(core.catalog().status().unwrap().procedure_count, total);
     s.shutdown().await;
 }

@@ -35,6 +35,20 @@ pub fn append_sqlite(
     Ok(seq as u64)
 }
 
+/// Takes the feed's head-row lock at the start of a PostgreSQL transaction. Every writer of a
+/// feed locks the head first and the rows it changes second, so two writers can never hold
+/// each other's locks (no deadlock between an import and a withdraw).
+pub async fn lock_pg(tx: &tokio_postgres::Transaction<'_>, feed: &str) -> DbResult<()> {
+    let ctx = "locking the change feed";
+    tx.execute("INSERT INTO feed_heads(feed, head) VALUES ($1, 0) ON CONFLICT (feed) DO NOTHING", &[&feed])
+        .await
+        .map_err(postgres::q(ctx))?;
+    tx.query_one("SELECT head FROM feed_heads WHERE feed = $1 FOR UPDATE", &[&feed])
+        .await
+        .map_err(postgres::q(ctx))?;
+    Ok(())
+}
+
 pub async fn append_pg(
     tx: &tokio_postgres::Transaction<'_>,
     feed: &str,

@@ -157,12 +157,16 @@ impl DateBound {
                 b'-' => (-1, &rest[1..]),
                 _ => return None,
             };
-            let n: i32 = digits.strip_suffix('d')?.parse().ok()?;
+            let digits = digits.strip_suffix('d')?;
+            if digits.is_empty() || digits.len() > 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let n: i32 = digits.parse().ok()?;
             return Some(DateBound::RelativeDays(sign * n));
         }
         let mut parts = s.splitn(3, '-');
         let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
-        if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        if y.len() != 4 || m.len() != 2 || d.len() != 2 || !s.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
             return None;
         }
         let (year, month, day) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
@@ -320,7 +324,10 @@ mod tests {
             DateBound::parse("2024-02-29"),
             Some(DateBound::Date { year: 2024, month: 2, day: 29 })
         );
-        for bad in ["2023-02-29", "today+", "today+3", "yesterday", "2024-13-01", "24-01-01", ""] {
+        for bad in [
+            "2023-02-29", "today+", "today+3", "yesterday", "2024-13-01", "24-01-01", "",
+            "today--5d", "today++5d", "today--2147483648d", "today+9999999d", "+202-01-01", "2024-+1-01",
+        ] {
             assert_eq!(DateBound::parse(bad), None, "{bad}");
         }
     }

@@ -104,13 +104,14 @@ pub fn status(store: &Store) -> Result<CatalogStatus> {
     store.read("reading catalog status", |c: &Connection| {
         let procedure_count: i64 =
             c.query_row("SELECT count(*) FROM procedures WHERE withdrawn = 0", [], |r| r.get(0))?;
-        let last_synced_at_ms = c
+        let last_synced_at_ms: Option<i64> = c
             .query_row(
-                "SELECT synced_at FROM feed_cursors WHERE feed = ?1",
+                "SELECT NULLIF(synced_at, 0) FROM feed_cursors WHERE feed = ?1",
                 params![crate::sync::PUBLIC_FEED],
-                |r| r.get(0),
+                |r| r.get::<_, Option<i64>>(0),
             )
-            .optional()?;
+            .optional()?
+            .flatten();
         Ok(CatalogStatus { procedure_count: procedure_count as u32, last_synced_at_ms })
     })
 }

@@ -44,8 +44,11 @@ fn failed(what: &str) -> impl Fn(std::io::Error) -> PlatformError + '_ {
     move |e| PlatformError(format!("software keystore: {what}: {e}"))
 }
 
+/// Writes a key file atomically (temporary file, fsync, rename): a crash never leaves half a key.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), PlatformError> {
     use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -53,9 +56,10 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), PlatformError> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut f = options.open(path).map_err(failed("creating a key file"))?;
+    let mut f = options.open(&tmp).map_err(failed("creating a key file"))?;
     f.write_all(bytes).map_err(failed("writing a key file"))?;
-    f.sync_all().map_err(failed("syncing a key file"))
+    f.sync_all().map_err(failed("syncing a key file"))?;
+    std::fs::rename(&tmp, path).map_err(failed("installing a key file"))
 }
 
 impl SoftwareKeystore {

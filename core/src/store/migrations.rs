@@ -55,6 +55,9 @@ pub fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
         .map_err(Error::db(ctx))?;
     let current: i64 =
         tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(Error::db(ctx))?;
+    if current < 0 {
+        return Err(Error::BadData(format!("database schema version {current} is invalid")));
+    }
     if current > LATEST_VERSION {
         return Err(Error::SchemaTooNew { found: current, supported: LATEST_VERSION });
     }

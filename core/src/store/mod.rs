@@ -173,6 +173,16 @@ mod tests {
     }
 
     #[test]
+    fn negative_schema_version_is_a_typed_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("core.db");
+        let c = Connection::open(&path).unwrap();
+        c.pragma_update(None, "user_version", -1).unwrap();
+        drop(c);
+        assert!(matches!(Store::open(&path), Err(Error::BadData(_))));
+    }
+
+    #[test]
     fn failed_write_rolls_back_everything() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("core.db")).unwrap();

@@ -11,6 +11,9 @@ use url::Url;
 use super::wire::ErrorBody;
 use crate::error::{Error, Result};
 
+/// The largest response body the phone reads (a 500-change feed page is far below it).
+pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
     /// Attempts in total, the first included.
@@ -173,15 +176,32 @@ impl ApiClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes = match response.bytes().await {
-            Ok(b) => b,
-            Err(e) => {
-                return Attempt::Retry {
-                    error: Error::Offline(describe_transport_error(&e)),
-                    retry_after: None,
+        // A low-end phone must not buffer whatever a broken server or a captive portal sends.
+        if response.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
+            return Attempt::Done(Err(Error::BadData(format!("response from {} is too large", url.path()))));
+        }
+        let mut response = response;
+        let mut bytes = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                        return Attempt::Done(Err(Error::BadData(format!(
+                            "response from {} is too large",
+                            url.path()
+                        ))));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Attempt::Retry {
+                        error: Error::Offline(describe_transport_error(&e)),
+                        retry_after: None,
+                    }
                 }
             }
-        };
+        }
         if status.is_success() {
             return Attempt::Done(
                 serde_json::from_slice(&bytes)

@@ -86,10 +86,14 @@ pub(crate) fn apply_page(store: &Store, page: &FeedPage, reset: bool) -> Result<
         for change in &page.changes {
             apply_change(tx, change)?;
         }
+        // `synced_at` marks the last time the feed was pulled to its end (0: never), so a sync
+        // stopped halfway does not make stale data look fresh.
+        let completed_at = if page.has_more { 0 } else { now_millis() };
         tx.execute(
             "INSERT INTO feed_cursors(feed, cursor, synced_at) VALUES (?1, ?2, ?3) \
-             ON CONFLICT(feed) DO UPDATE SET cursor = excluded.cursor, synced_at = excluded.synced_at",
-            params![page.feed, page.cursor, now_millis()],
+             ON CONFLICT(feed) DO UPDATE SET cursor = excluded.cursor, \
+                 synced_at = CASE WHEN excluded.synced_at > 0 THEN excluded.synced_at ELSE synced_at END",
+            params![page.feed, page.cursor, completed_at],
         )
         .map_err(Error::db("advancing a feed cursor"))?;
         Ok(page.changes.len() as u32)

@@ -53,6 +53,7 @@ pub async fn publish(db: &Db, procedures: Vec<Procedure>) -> DbResult<PublishRep
         Db::Postgres(pool) => {
             let mut client = pool.client().await?;
             let tx = client.transaction().await.map_err(postgres::q(ctx))?;
+            feed::lock_pg(&tx, PUBLIC).await?;
             let mut report = PublishReport::default();
             for (code, body) in &bodies {
                 let (code, body): (&str, &str) = (code, body);
@@ -102,6 +103,7 @@ pub async fn withdraw(db: &Db, code: &str) -> DbResult<bool> {
         Db::Postgres(pool) => {
             let mut client = pool.client().await?;
             let tx = client.transaction().await.map_err(postgres::q(ctx))?;
+            feed::lock_pg(&tx, PUBLIC).await?;
             let n = tx
                 .execute(
                     "UPDATE procedures SET withdrawn = TRUE, updated_at = $2 WHERE code = $1 AND NOT withdrawn",
@@ -150,7 +152,7 @@ pub async fn list_active(db: &Db) -> DbResult<Vec<Procedure>> {
         Db::Postgres(pool) => pool
             .client()
             .await?
-            .query("SELECT body FROM procedures WHERE NOT withdrawn ORDER BY code", &[])
+            .query("SELECT body FROM procedures WHERE NOT withdrawn ORDER BY code COLLATE \"C\"", &[])
             .await
             .map_err(postgres::q(ctx))?
             .into_iter()

@@ -98,9 +98,12 @@ impl SqlitePool {
         &self,
         f: impl FnOnce(&mut Connection) -> DbResult<T> + Send + 'static,
     ) -> DbResult<T> {
-        let _permit = self.permits.acquire().await.map_err(|e| DbError::Unavailable(e.to_string()))?;
+        // The permit travels with the blocking task: if the request is dropped mid-query, the
+        // connection is still counted as busy until the task gives it back.
+        let permit = self.permits.clone().acquire_owned().await.map_err(|e| DbError::Unavailable(e.to_string()))?;
         let conns = self.conns.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let mut conn = conns
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -149,6 +152,9 @@ fn migrate(conn: &mut Connection) -> DbResult<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(q(ctx))?;
     let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(q(ctx))?;
     let latest = MIGRATIONS.len() as i64;
+    if current < 0 {
+        return Err(DbError::Corrupt(format!("negative schema version {current}")));
+    }
     if current > latest {
         return Err(DbError::Config(format!(
             "database schema version {current} is newer than this server ({latest})"
