@@ -35,10 +35,20 @@ pub fn append_sqlite(
     Ok(seq as u64)
 }
 
+/// A feed whose head row this PostgreSQL transaction holds locked: the only way to append to it.
+pub struct LockedFeed<'t, 'c> {
+    tx: &'t tokio_postgres::Transaction<'c>,
+    feed: &'t str,
+}
+
 /// Takes the feed's head-row lock at the start of a PostgreSQL transaction. Every writer of a
 /// feed locks the head first and the rows it changes second, so two writers can never hold
-/// each other's locks (no deadlock between an import and a withdraw).
-pub async fn lock_pg(tx: &tokio_postgres::Transaction<'_>, feed: &str) -> DbResult<()> {
+/// each other's locks (no deadlock between an import and a withdraw). Appending needs the
+/// returned [`LockedFeed`], so the order cannot be got wrong.
+pub async fn lock_pg<'t, 'c>(
+    tx: &'t tokio_postgres::Transaction<'c>,
+    feed: &'t str,
+) -> DbResult<LockedFeed<'t, 'c>> {
     let ctx = "locking the change feed";
     tx.execute("INSERT INTO feed_heads(feed, head) VALUES ($1, 0) ON CONFLICT (feed) DO NOTHING", &[&feed])
         .await
@@ -46,32 +56,28 @@ pub async fn lock_pg(tx: &tokio_postgres::Transaction<'_>, feed: &str) -> DbResu
     tx.query_one("SELECT head FROM feed_heads WHERE feed = $1 FOR UPDATE", &[&feed])
         .await
         .map_err(postgres::q(ctx))?;
-    Ok(())
+    Ok(LockedFeed { tx, feed })
 }
 
-pub async fn append_pg(
-    tx: &tokio_postgres::Transaction<'_>,
-    feed: &str,
-    kind: &str,
-    key: &str,
-    data: &str,
-) -> DbResult<u64> {
-    let ctx = "appending to the change feed";
-    tx.execute("INSERT INTO feed_heads(feed, head) VALUES ($1, 0) ON CONFLICT (feed) DO NOTHING", &[&feed])
-        .await
-        .map_err(postgres::q(ctx))?;
-    let seq: i64 = tx
-        .query_one("UPDATE feed_heads SET head = head + 1 WHERE feed = $1 RETURNING head", &[&feed])
-        .await
-        .map_err(postgres::q(ctx))?
-        .get(0);
-    tx.execute(
-        "INSERT INTO changes(feed, seq, kind, key, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        &[&feed, &seq, &kind, &key, &data, &now_millis()],
-    )
-    .await
-    .map_err(postgres::q(ctx))?;
-    Ok(seq as u64)
+impl LockedFeed<'_, '_> {
+    /// Appends one change at the next position (the head row exists and is ours).
+    pub async fn append(&self, kind: &str, key: &str, data: &str) -> DbResult<u64> {
+        let ctx = "appending to the change feed";
+        let seq: i64 = self
+            .tx
+            .query_one("UPDATE feed_heads SET head = head + 1 WHERE feed = $1 RETURNING head", &[&self.feed])
+            .await
+            .map_err(postgres::q(ctx))?
+            .get(0);
+        self.tx
+            .execute(
+                "INSERT INTO changes(feed, seq, kind, key, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&self.feed, &seq, &kind, &key, &data, &now_millis()],
+            )
+            .await
+            .map_err(postgres::q(ctx))?;
+        Ok(seq as u64)
+    }
 }
 
 /// Up to `limit` changes after `after`, and the feed's head (0 for a feed never written).

@@ -53,7 +53,7 @@ pub async fn publish(db: &Db, procedures: Vec<Procedure>) -> DbResult<PublishRep
         Db::Postgres(pool) => {
             let mut client = pool.client().await?;
             let tx = client.transaction().await.map_err(postgres::q(ctx))?;
-            feed::lock_pg(&tx, PUBLIC).await?;
+            let public = feed::lock_pg(&tx, PUBLIC).await?;
             let mut report = PublishReport::default();
             for (code, body) in &bodies {
                 let (code, body): (&str, &str) = (code, body);
@@ -68,7 +68,7 @@ pub async fn publish(db: &Db, procedures: Vec<Procedure>) -> DbResult<PublishRep
                     .await
                     .map_err(postgres::q(ctx))?;
                 if changed > 0 {
-                    feed::append_pg(&tx, PUBLIC, UPSERT, code, body).await?;
+                    public.append(UPSERT, code, body).await?;
                     report.changed += 1;
                 } else {
                     report.unchanged += 1;
@@ -103,7 +103,7 @@ pub async fn withdraw(db: &Db, code: &str) -> DbResult<bool> {
         Db::Postgres(pool) => {
             let mut client = pool.client().await?;
             let tx = client.transaction().await.map_err(postgres::q(ctx))?;
-            feed::lock_pg(&tx, PUBLIC).await?;
+            let public = feed::lock_pg(&tx, PUBLIC).await?;
             let n = tx
                 .execute(
                     "UPDATE procedures SET withdrawn = TRUE, updated_at = $2 WHERE code = $1 AND NOT withdrawn",
@@ -112,7 +112,7 @@ pub async fn withdraw(db: &Db, code: &str) -> DbResult<bool> {
                 .await
                 .map_err(postgres::q(ctx))?;
             if n > 0 {
-                feed::append_pg(&tx, PUBLIC, WITHDRAW, &code, "null").await?;
+                public.append(WITHDRAW, &code, "null").await?;
             }
             tx.commit().await.map_err(postgres::q(ctx))?;
             Ok(n > 0)
