@@ -12,7 +12,6 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 echo "== build"
 cargo build --workspace --all-targets
-cargo build -p uniffi-bindgen
 echo "== rust tests (SQLite and PostgreSQL)"
 scripts/with-postgres.sh cargo test --workspace --all-targets 2>&1 | tee -a "$log"
 echo "== bindings"

@@ -12,9 +12,5 @@ pub mod store;
 pub mod sync;
 pub mod text;
 
-pub use crate::core::{Core, CoreConfig};
-/// The catalog service handed out by [`Core::catalog`].
-pub mod core_catalog {
-    pub use crate::core::CatalogService;
-}
+pub use crate::core::{CatalogService, Core, CoreConfig};
 pub use crate::error::{Error, Result};

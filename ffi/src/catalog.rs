@@ -109,7 +109,7 @@ pub struct CatalogStatus {
 /// low-end phone for a catalog of this size, but shells may move them off it.
 #[derive(uniffi::Object)]
 pub struct CatalogApi {
-    pub(crate) inner: congdan_core::core_catalog::CatalogService,
+    pub(crate) inner: congdan_core::CatalogService,
 }
 
 #[uniffi::export]

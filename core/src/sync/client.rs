@@ -177,8 +177,9 @@ impl ApiClient {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
         // A low-end phone must not buffer whatever a broken server or a captive portal sends.
+        let too_large = || Attempt::Done(Err(Error::BadData(format!("response from {} is too large", url.path()))));
         if response.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
-            return Attempt::Done(Err(Error::BadData(format!("response from {} is too large", url.path()))));
+            return too_large();
         }
         let mut response = response;
         let mut bytes = Vec::new();
@@ -186,10 +187,7 @@ impl ApiClient {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
                     if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                        return Attempt::Done(Err(Error::BadData(format!(
-                            "response from {} is too large",
-                            url.path()
-                        ))));
+                        return too_large();
                     }
                     bytes.extend_from_slice(&chunk);
                 }
