@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod crypto;
 mod core;
 pub mod error;
+pub mod identity;
 pub mod platform;
 pub mod store;
 pub mod sync;

@@ -7,6 +7,7 @@
 //! and verifies the signature over the exact bytes received before it reads a single field.
 
 mod encoding;
+pub mod jws;
 mod keys;
 
 pub use encoding::{FieldKind, FieldSpec, FieldValue, Fields, Schema};
