@@ -78,7 +78,11 @@ fn pick<'a>(english: bool, vi: &'a str, en: &'a str) -> &'a str {
 }
 
 async fn run(cli: Cli) -> Result<(), Error> {
-    let core = Core::open(CoreConfig::new(&cli.data_dir, &cli.server), Platform::software())?;
+    std::fs::create_dir_all(&cli.data_dir)
+        .map_err(|source| Error::DataDirectory { path: cli.data_dir.clone(), source })?;
+    let platform = Platform::software(&cli.data_dir)
+        .map_err(|e| Error::Platform { service: "keystore", message: e.0 })?;
+    let core = Core::open(CoreConfig::new(&cli.data_dir, &cli.server), platform)?;
     let en = cli.english;
     match cli.command {
         Command::Catalog { action } => match action {

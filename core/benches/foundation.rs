@@ -59,16 +59,16 @@ fn main() {
     let mut pull_dir = 0;
     rows.push(measure("catalog pull, 740 procedures (fresh phone)", 20 / scale.min(10) + 1, || {
         pull_dir += 1;
-        let core = Core::open(CoreConfig::new(tmp.path().join(format!("pull-{pull_dir}")), &url), Platform::software()).unwrap();
+        let core = Core::open(CoreConfig::new(tmp.path().join(format!("pull-{pull_dir}")), &url), Platform::software(&tmp.path().join(format!("pull-{pull_dir}"))).unwrap()).unwrap();
         let r = rt.block_on(core.sync(&|_| true)).unwrap();
         assert_eq!(r.changes_applied as usize, CATALOG_SIZE);
     }));
     let phone = tmp.path().join("pull-1");
     rows.push(measure("open store, catalog cached", 200 / scale, || {
-        let core = Core::open(CoreConfig::new(&phone, &url), Platform::software()).unwrap();
+        let core = Core::open(CoreConfig::new(&phone, &url), Platform::software(&phone).unwrap()).unwrap();
         assert_eq!(core.catalog().status().unwrap().procedure_count as usize, CATALOG_SIZE);
     }));
-    let core = Core::open(CoreConfig::new(&phone, &url), Platform::software()).unwrap();
+    let core = Core::open(CoreConfig::new(&phone, &url), Platform::software(&phone).unwrap()).unwrap();
     let queries = ["tam tru", "Đăng ký khai sinh", "giay phep xay dung", "ho kinh doanh phuong", "1022"];
     let mut q = 0;
     rows.push(measure("offline search (740 procedures)", 2000 / scale, || {

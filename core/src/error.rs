@@ -30,8 +30,12 @@ pub enum Error {
     Offline(String),
     #[error("server rejected the request ({status} {code}): {message}")]
     ServerRejected { status: u16, code: String, message: String },
-    #[error("not authorised by the server ({status})")]
-    Unauthorised { status: u16 },
+    #[error("not authorised by the server ({status} {code})")]
+    Unauthorised { status: u16, code: String },
+    #[error("login required: {reason:?}")]
+    LoginRequired { reason: LoginRequiredReason },
+    #[error("login failed: {0}")]
+    Login(LoginError),
     #[error("server sent data this app cannot read: {0}")]
     BadData(String),
     #[error("platform service {service} failed: {message}")]
@@ -40,6 +44,34 @@ pub enum Error {
     NotFound { what: &'static str },
     #[error("cancelled")]
     Cancelled,
+}
+
+/// Why the resident must log in (again). Local data is kept in every case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRequiredReason {
+    /// Nobody has logged in on this device (or the resident logged out).
+    NotLoggedIn,
+    /// The session ran out (refresh token expired).
+    Expired,
+    /// The server revoked the session (logout elsewhere, a reused refresh token, a blocked device).
+    Revoked,
+}
+
+/// A login attempt that cannot be finished.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoginError {
+    #[error("no login is in progress on this device")]
+    NoPendingLogin,
+    #[error("the login answer belongs to another login attempt (state mismatch)")]
+    StateMismatch,
+    #[error("the login answer came back to an unexpected address")]
+    RedirectMismatch,
+    #[error("the login answer is malformed")]
+    MalformedCallback,
+    #[error("the identity provider refused or the resident cancelled ({0})")]
+    Denied(String),
+    #[error("the server refused the login code ({0})")]
+    CodeRejected(String),
 }
 
 impl Error {
@@ -75,7 +107,17 @@ impl Error {
                 "Máy chủ từ chối yêu cầu.",
                 "The server refused the request.",
             ),
-            Error::Unauthorised { .. } => ("Vui lòng đăng nhập lại.", "Please log in again."),
+            Error::Unauthorised { .. } | Error::LoginRequired { .. } => {
+                ("Vui lòng đăng nhập lại. Dữ liệu trên máy vẫn được giữ.", "Please log in again. Your data on this phone is kept.")
+            }
+            Error::Login(LoginError::Denied(_)) => (
+                "Đăng nhập đã bị huỷ hoặc bị từ chối.",
+                "The login was cancelled or refused.",
+            ),
+            Error::Login(_) => (
+                "Đăng nhập không thành công. Vui lòng thử đăng nhập lại.",
+                "The login did not complete. Please try again.",
+            ),
             Error::BadData(_) => (
                 "Máy chủ gửi dữ liệu không đọc được. Vui lòng cập nhật ứng dụng.",
                 "The server sent data this app cannot read. Please update the app.",

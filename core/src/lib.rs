@@ -13,5 +13,5 @@ pub mod store;
 pub mod sync;
 pub mod text;
 
-pub use crate::core::{CatalogService, Core, CoreConfig};
-pub use crate::error::{Error, Result};
+pub use crate::core::{CatalogService, Core, CoreConfig, IdentityService};
+pub use crate::error::{Error, LoginError, LoginRequiredReason, Result};

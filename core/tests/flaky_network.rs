@@ -124,7 +124,7 @@ async fn setup() -> (tempfile::TempDir, congdan_server::RunningServer, Proxy, Co
     config.listen = "127.0.0.1:0".parse().unwrap();
     let server = congdan_server::start(config).await.unwrap();
     let proxy = Proxy::start(server.addr).await;
-    let core = Core::open(CoreConfig::new(tmp.path().join("phone"), proxy.url()), Platform::software()).unwrap();
+    let core = Core::open(CoreConfig::new(tmp.path().join("phone"), proxy.url()), Platform::software(&tmp.path().join("phone")).unwrap()).unwrap();
     (tmp, server, proxy, core)
 }
 

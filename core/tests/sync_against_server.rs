@@ -25,7 +25,8 @@ async fn server(dir: &std::path::Path) -> RunningServer {
 
 fn open(dir: &std::path::Path, url: &str) -> (Core, Arc<Network>) {
     let net = Arc::new(Network(std::sync::Mutex::new(NetworkState::Unmetered)));
-    let core = Core::open(CoreConfig::new(dir, url), Platform { network: net.clone() }).unwrap();
+    let keystore = Arc::new(congdan_core::platform::SoftwareKeystore::open(&dir.join("keystore")).unwrap());
+    let core = Core::open(CoreConfig::new(dir, url), Platform { network: net.clone(), keystore }).unwrap();
     (core, net)
 }
 
@@ -164,7 +165,7 @@ fn template_fee() -> u64 {
 fn bad_server_urls_are_refused_at_open() {
     let tmp = tempfile::tempdir().unwrap();
     for url in ["http://api.example.vn", "ftp://127.0.0.1", "::"] {
-        let r = Core::open(CoreConfig::new(tmp.path(), url), Platform::software());
+        let r = Core::open(CoreConfig::new(tmp.path(), url), Platform::software(tmp.path()).unwrap());
         assert!(matches!(r, Err(Error::InvalidConfig(_))), "{url}");
     }
 }

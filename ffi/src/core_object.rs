@@ -8,7 +8,8 @@ use congdan_core::{Core, CoreConfig};
 
 use crate::catalog::CatalogApi;
 use crate::error::CongdanError;
-use crate::platform::{NetworkAdapter, NetworkMonitor, SyncProgressListener};
+use crate::identity::IdentityApi;
+use crate::platform::{Keystore, KeystoreAdapter, NetworkAdapter, NetworkMonitor, SyncProgressListener};
 
 /// What the shell passes when it opens the core.
 #[derive(uniffi::Record)]
@@ -23,6 +24,7 @@ pub struct CoreSettings {
 pub enum SyncState {
     UpToDate,
     Offline,
+    LoginRequired,
 }
 
 #[uniffi::remote(Record)]
@@ -41,19 +43,28 @@ pub struct CongdanCore {
 
 #[uniffi::export(async_runtime = "tokio")]
 impl CongdanCore {
-    /// Opens (creating on first use) the core's storage in `settings.data_dir`.
+    /// Opens (creating on first use) the core's storage in `settings.data_dir`, with the
+    /// phone's network monitor and keystore.
     #[uniffi::constructor]
     pub fn open(
         settings: CoreSettings,
         network: Arc<dyn NetworkMonitor>,
+        keystore: Arc<dyn Keystore>,
     ) -> Result<Arc<Self>, CongdanError> {
-        let platform = Platform { network: Arc::new(NetworkAdapter(network)) };
+        let platform = Platform {
+            network: Arc::new(NetworkAdapter(network)),
+            keystore: Arc::new(KeystoreAdapter(keystore)),
+        };
         let inner = Core::open(CoreConfig::new(settings.data_dir, settings.server_url), platform)?;
         Ok(Arc::new(CongdanCore { inner }))
     }
 
     pub fn catalog(&self) -> Arc<CatalogApi> {
         Arc::new(CatalogApi { inner: self.inner.catalog() })
+    }
+
+    pub fn identity(&self) -> Arc<IdentityApi> {
+        Arc::new(IdentityApi { inner: self.inner.identity() })
     }
 
     /// Pulls every change feed to its end. Offline is reported in the result's `state`, not

@@ -1,7 +1,7 @@
 //! The public error. The only place where core errors become what a shell sees: a typed variant
 //! with a plain Vietnamese and English message and a technical detail free of personal data.
 
-use congdan_core::Error;
+use congdan_core::{Error, LoginError};
 
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum CongdanError {
@@ -17,6 +17,9 @@ pub enum CongdanError {
     /// The server refused the request; `code` is the server's stable error code.
     #[error("{message_en}")]
     Rejected { code: String, message_vi: String, message_en: String, detail: String },
+    /// A login attempt failed; `code` says why (`state_mismatch`, `denied`, `code_rejected`, …).
+    #[error("{message_en}")]
+    LoginFailed { code: String, message_vi: String, message_en: String, detail: String },
     /// The session is missing or expired: log in again. Local data is kept.
     #[error("{message_en}")]
     LoginRequired { message_vi: String, message_en: String, detail: String },
@@ -47,7 +50,20 @@ impl From<Error> for CongdanError {
             Error::ServerRejected { code, .. } => {
                 CongdanError::Rejected { code, message_vi, message_en, detail }
             }
-            Error::Unauthorised { .. } => CongdanError::LoginRequired { message_vi, message_en, detail },
+            Error::Unauthorised { .. } | Error::LoginRequired { .. } => {
+                CongdanError::LoginRequired { message_vi, message_en, detail }
+            }
+            Error::Login(reason) => {
+                let code = match reason {
+                    LoginError::NoPendingLogin => "no_pending_login",
+                    LoginError::StateMismatch => "state_mismatch",
+                    LoginError::RedirectMismatch => "redirect_mismatch",
+                    LoginError::MalformedCallback => "malformed_callback",
+                    LoginError::Denied(_) => "denied",
+                    LoginError::CodeRejected(_) => "code_rejected",
+                };
+                CongdanError::LoginFailed { code: code.into(), message_vi, message_en, detail }
+            }
             Error::InvalidConfig(_) => CongdanError::InvalidInput { message_vi, message_en, detail },
             Error::Platform { .. } => CongdanError::Platform { message_vi, message_en, detail },
             Error::NotFound { .. } => CongdanError::NotFound { message_vi, message_en, detail },

@@ -10,9 +10,11 @@ uniffi::setup_scaffolding!();
 mod catalog;
 mod core_object;
 mod error;
+mod identity;
 mod platform;
 
 pub use catalog::CatalogApi;
 pub use core_object::{CongdanCore, CoreSettings};
 pub use error::CongdanError;
-pub use platform::{NetworkMonitor, PlatformError, SyncProgressListener};
+pub use identity::IdentityApi;
+pub use platform::{Keystore, NetworkMonitor, PlatformError, SyncProgressListener};

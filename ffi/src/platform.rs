@@ -39,6 +39,42 @@ impl core_platform::NetworkMonitor for NetworkAdapter {
     }
 }
 
+/// The phone's keystore (Android Keystore / iOS Secure Enclave): a P-256 device key that never
+/// leaves it, and wrapping of small secrets at rest. Any method may ask for user presence.
+#[uniffi::export(with_foreign)]
+pub trait Keystore: Send + Sync {
+    /// The device key's public key as an uncompressed SEC1 point (65 bytes: 0x04 ‖ x ‖ y),
+    /// creating the key on first use.
+    fn device_public_key(&self) -> Result<Vec<u8>, PlatformError>;
+    /// ECDSA P-256 with SHA-256 over `message`, as 64 bytes `r ‖ s` (convert from DER).
+    fn sign(&self, message: Vec<u8>) -> Result<Vec<u8>, PlatformError>;
+    /// Encrypts a small secret with a key that stays in the keystore (AES-GCM).
+    fn wrap(&self, plaintext: Vec<u8>) -> Result<Vec<u8>, PlatformError>;
+    /// Reverses `wrap`; fails on anything this keystore did not wrap.
+    fn unwrap(&self, wrapped: Vec<u8>) -> Result<Vec<u8>, PlatformError>;
+}
+
+pub(crate) struct KeystoreAdapter(pub Arc<dyn Keystore>);
+
+fn platform_error(e: PlatformError) -> core_platform::PlatformError {
+    core_platform::PlatformError(e.to_string())
+}
+
+impl core_platform::Keystore for KeystoreAdapter {
+    fn device_public_key(&self) -> Result<Vec<u8>, core_platform::PlatformError> {
+        self.0.device_public_key().map_err(platform_error)
+    }
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, core_platform::PlatformError> {
+        self.0.sign(message.to_vec()).map_err(platform_error)
+    }
+    fn wrap(&self, plaintext: &[u8]) -> Result<Vec<u8>, core_platform::PlatformError> {
+        self.0.wrap(plaintext.to_vec()).map_err(platform_error)
+    }
+    fn unwrap(&self, wrapped: &[u8]) -> Result<Vec<u8>, core_platform::PlatformError> {
+        self.0.unwrap(wrapped.to_vec()).map_err(platform_error)
+    }
+}
+
 #[uniffi::remote(Record)]
 pub struct SyncProgress {
     pub feed: String,

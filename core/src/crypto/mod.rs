@@ -6,6 +6,7 @@
 //! Verification order is the point of this module: [`verify`] checks the envelope, finds the key,
 //! and verifies the signature over the exact bytes received before it reads a single field.
 
+pub mod aead;
 mod encoding;
 pub mod jws;
 mod keys;

@@ -7,8 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
-use ring::rand::{SecureRandom, SystemRandom};
+use crate::crypto::aead::{random_key, SealingKey};
 
 use super::PlatformError;
 use crate::crypto::{P256Signer, Signer};
@@ -30,9 +29,8 @@ pub trait Keystore: Send + Sync {
 /// the user (mode 0600), not hardware. The device's private key is kept sealed with that key
 /// (AES-256-GCM), never in the clear on disk.
 pub struct SoftwareKeystore {
-    kek: LessSafeKey,
+    kek: SealingKey,
     signer: P256Signer,
-    rng: SystemRandom,
 }
 
 const KEK_FILE: &str = "software-keystore.kek";
@@ -66,55 +64,34 @@ impl SoftwareKeystore {
     /// Opens the keystore kept in `dir`, creating its keys on first use.
     pub fn open(dir: &Path) -> Result<SoftwareKeystore, PlatformError> {
         std::fs::create_dir_all(dir).map_err(failed("creating its directory"))?;
-        let rng = SystemRandom::new();
         let kek_path: PathBuf = dir.join(KEK_FILE);
         if !kek_path.exists() {
-            let mut kek = [0u8; 32];
-            rng.fill(&mut kek).map_err(|_| PlatformError("software keystore: no randomness".into()))?;
+            let kek = random_key().map_err(|e| PlatformError(format!("software keystore: {e}")))?;
             write_private(&kek_path, &kek)?;
         }
         let kek_bytes = std::fs::read(&kek_path).map_err(failed("reading its key"))?;
-        let kek = LessSafeKey::new(
-            UnboundKey::new(&AES_256_GCM, &kek_bytes)
-                .map_err(|_| PlatformError("software keystore: key file damaged".into()))?,
-        );
+        let kek = SealingKey::new(&kek_bytes)
+            .map_err(|_| PlatformError("software keystore: key file damaged".into()))?;
         let device_path = dir.join(DEVICE_KEY_FILE);
         let pkcs8 = if device_path.exists() {
             let sealed = std::fs::read(&device_path).map_err(failed("reading the device key"))?;
             open_sealed(&kek, &sealed, DEVICE_KEY_AAD)?
         } else {
             let pkcs8 = P256Signer::generate_pkcs8().map_err(|e| PlatformError(e.to_string()))?;
-            write_private(&device_path, &seal(&kek, &rng, &pkcs8, DEVICE_KEY_AAD)?)?;
+            write_private(&device_path, &seal(&kek, &pkcs8, DEVICE_KEY_AAD)?)?;
             pkcs8
         };
         let signer = P256Signer::from_pkcs8(&pkcs8, None).map_err(|e| PlatformError(e.to_string()))?;
-        Ok(SoftwareKeystore { kek, signer, rng })
+        Ok(SoftwareKeystore { kek, signer })
     }
 }
 
-fn seal(kek: &LessSafeKey, rng: &SystemRandom, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, PlatformError> {
-    let mut nonce = [0u8; NONCE_LEN];
-    rng.fill(&mut nonce).map_err(|_| PlatformError("software keystore: no randomness".into()))?;
-    let mut buf = plaintext.to_vec();
-    kek.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
-        .map_err(|_| PlatformError("software keystore: sealing failed".into()))?;
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(&buf);
-    Ok(out)
+fn seal(kek: &SealingKey, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, PlatformError> {
+    kek.seal(plaintext, aad).map_err(|e| PlatformError(format!("software keystore: {e}")))
 }
 
-fn open_sealed(kek: &LessSafeKey, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, PlatformError> {
-    if sealed.len() < NONCE_LEN + AES_256_GCM.tag_len() {
-        return Err(PlatformError("software keystore: wrapped data too short".into()));
-    }
-    let (nonce, body) = sealed.split_at(NONCE_LEN);
-    let nonce = Nonce::try_assume_unique_for_key(nonce)
-        .map_err(|_| PlatformError("software keystore: bad nonce".into()))?;
-    let mut buf = body.to_vec();
-    let plain = kek
-        .open_in_place(nonce, Aad::from(aad), &mut buf)
-        .map_err(|_| PlatformError("software keystore: wrapped data is damaged or not ours".into()))?;
-    Ok(plain.to_vec())
+fn open_sealed(kek: &SealingKey, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, PlatformError> {
+    kek.open(sealed, aad).map_err(|e| PlatformError(format!("software keystore: {e}")))
 }
 
 impl Keystore for SoftwareKeystore {
@@ -127,7 +104,7 @@ impl Keystore for SoftwareKeystore {
     }
 
     fn wrap(&self, plaintext: &[u8]) -> Result<Vec<u8>, PlatformError> {
-        seal(&self.kek, &self.rng, plaintext, WRAP_AAD)
+        seal(&self.kek, plaintext, WRAP_AAD)
     }
 
     fn unwrap(&self, wrapped: &[u8]) -> Result<Vec<u8>, PlatformError> {

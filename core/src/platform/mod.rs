@@ -2,6 +2,7 @@
 //! ffi crate), each returning `Result`. The core ships software implementations for the CLI and
 //! tests. Nothing else in the core knows which platform it runs on.
 
+use std::path::Path;
 use std::sync::Arc;
 
 mod keystore;
@@ -43,11 +44,17 @@ impl NetworkMonitor for AssumeOnlineNetwork {
 #[derive(Clone)]
 pub struct Platform {
     pub network: Arc<dyn NetworkMonitor>,
+    /// The device key and the wrapping of secrets at rest.
+    pub keystore: Arc<dyn Keystore>,
 }
 
 impl Platform {
-    /// Software services for the CLI and tests.
-    pub fn software() -> Self {
-        Platform { network: Arc::new(AssumeOnlineNetwork) }
+    /// Software services for the CLI and tests: the network assumed online and a SOFTWARE
+    /// keystore kept in `keystore_dir` (never used in the phone apps).
+    pub fn software(keystore_dir: &Path) -> Result<Self, PlatformError> {
+        Ok(Platform {
+            network: Arc::new(AssumeOnlineNetwork),
+            keystore: Arc::new(SoftwareKeystore::open(keystore_dir)?),
+        })
     }
 }

@@ -39,6 +39,29 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX procedures_listing ON procedures(withdrawn, name_folded);
     "#,
+    // 3: identity. The tokens are sealed (AES-256-GCM) under a data key that only the platform
+    // keystore can unwrap; what the screens show offline (name, masked ID, roles) is in clear.
+    r#"
+    CREATE TABLE session (
+        id               INTEGER PRIMARY KEY CHECK (id = 1),
+        account_id       TEXT NOT NULL,
+        account_json     TEXT NOT NULL,
+        profile_seq      INTEGER NOT NULL DEFAULT 0,
+        state            TEXT NOT NULL CHECK (state IN ('active', 'login_required')),
+        ended_reason     TEXT,
+        sealed_tokens    BLOB,
+        access_expires_at INTEGER NOT NULL,
+        refresh_due_at   INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL
+    );
+    CREATE TABLE pending_login (
+        id              INTEGER PRIMARY KEY CHECK (id = 1),
+        state           TEXT NOT NULL,
+        redirect_uri    TEXT NOT NULL,
+        sealed_verifier BLOB NOT NULL,
+        created_at      INTEGER NOT NULL
+    );
+    "#,
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -1,9 +1,12 @@
 //! HTTP client to the congdan server: JSON over HTTPS (plain HTTP only to loopback), timeouts,
 //! and retries with exponential backoff and full jitter for transient failures only.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
+pub use reqwest::Method;
 use reqwest::{header, StatusCode};
 use serde::{de::DeserializeOwned, Serialize};
 use url::Url;
@@ -72,6 +75,24 @@ pub struct ApiClient {
     http: reqwest::Client,
     base: Url,
     retry: RetryPolicy,
+    /// The last `DPoP-Nonce` the server sent (RFC 9449 §8); shared by every clone.
+    dpop_nonce: Arc<Mutex<Option<String>>>,
+    /// Server clock minus phone clock, learned from the last sync (0 until then).
+    clock_offset_ms: Arc<AtomicI64>,
+}
+
+/// Adds authentication headers to one attempt of a request. Called again for every attempt,
+/// because a DPoP proof is single-use (fresh `jti`, current nonce).
+pub trait RequestAuth: Send + Sync {
+    fn headers(&self, method: &Method, url: &Url, nonce: Option<&str>) -> Result<Vec<(header::HeaderName, String)>>;
+}
+
+/// One request: method, path relative to the base URL, optional body with its content type.
+pub struct ApiRequest<'a> {
+    pub method: Method,
+    pub path: &'a str,
+    pub body: Option<(Vec<u8>, &'static str)>,
+    pub auth: Option<&'a dyn RequestAuth>,
 }
 
 /// Checks a server URL: HTTPS, or plain HTTP to this machine (development and tests).
@@ -104,6 +125,8 @@ pub fn parse_server_url(raw: &str) -> Result<Url> {
 enum Attempt<T> {
     Done(T),
     Retry { error: Error, retry_after: Option<Duration> },
+    /// The server wants a (new) DPoP nonce, which it just sent: retry at once, once.
+    NewNonce(Error),
 }
 
 impl ApiClient {
@@ -116,7 +139,31 @@ impl ApiClient {
             .https_only(base.scheme() == "https")
             .build()
             .map_err(|e| Error::InvalidConfig(format!("HTTP client: {e}")))?;
-        Ok(ApiClient { http, base, retry: config.retry })
+        Ok(ApiClient {
+            http,
+            base,
+            retry: config.retry,
+            dpop_nonce: Arc::new(Mutex::new(None)),
+            clock_offset_ms: Arc::new(AtomicI64::new(0)),
+        })
+    }
+
+    /// Server clock minus phone clock, as last learned.
+    pub fn clock_offset_ms(&self) -> i64 {
+        self.clock_offset_ms.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_clock_offset_ms(&self, offset: i64) {
+        self.clock_offset_ms.store(offset, Ordering::Relaxed);
+    }
+
+    fn current_nonce(&self) -> Option<String> {
+        self.dpop_nonce.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The absolute URL of an API path.
+    pub fn url(&self, path: &str) -> Result<Url> {
+        self.base.join(path).map_err(|e| Error::InvalidConfig(format!("bad API path {path}: {e}")))
     }
 
     pub fn base_url(&self) -> &Url {
@@ -127,37 +174,55 @@ impl ApiClient {
     /// Only requests that are safe to repeat may use this (pulls are; commands carry their own
     /// idempotency key).
     pub async fn post_json<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
-        let url = self
-            .base
-            .join(path)
-            .map_err(|e| Error::InvalidConfig(format!("bad API path {path}: {e}")))?;
         let payload = serde_json::to_vec(body).map_err(|e| Error::BadData(e.to_string()))?;
+        self.send(ApiRequest { method: Method::POST, path, body: Some((payload, "application/json")), auth: None })
+            .await
+    }
+
+    /// Sends one request with retries of transient failures (each attempt gets fresh
+    /// authentication headers) and decodes the JSON answer (an empty body decodes as `null`).
+    pub async fn send<T: DeserializeOwned>(&self, request: ApiRequest<'_>) -> Result<T> {
+        let url = self.url(request.path)?;
         let mut attempt = 0;
+        let mut nonce_retried = false;
         loop {
-            match self.try_once(&url, &payload).await {
+            match self.try_once(&request, &url).await {
                 Attempt::Done(v) => return v,
+                Attempt::NewNonce(error) => {
+                    if nonce_retried {
+                        return Err(error);
+                    }
+                    nonce_retried = true;
+                }
                 Attempt::Retry { error, retry_after } => {
                     attempt += 1;
                     if attempt >= self.retry.max_attempts {
                         return Err(error);
                     }
                     let delay = self.retry.delay(attempt - 1, retry_after);
-                    tracing::debug!(path, attempt, ?delay, "transient failure, retrying: {error}");
+                    tracing::debug!(path = request.path, attempt, ?delay, "transient failure, retrying: {error}");
                     tokio::time::sleep(delay).await;
                 }
             }
         }
     }
 
-    async fn try_once<T: DeserializeOwned>(&self, url: &Url, payload: &[u8]) -> Attempt<Result<T>> {
-        let sent = self
-            .http
-            .post(url.clone())
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::ACCEPT, "application/json")
-            .body(payload.to_vec())
-            .send()
-            .await;
+    async fn try_once<T: DeserializeOwned>(&self, request: &ApiRequest<'_>, url: &Url) -> Attempt<Result<T>> {
+        let mut builder = self.http.request(request.method.clone(), url.clone()).header(header::ACCEPT, "application/json");
+        if let Some((payload, content_type)) = &request.body {
+            builder = builder.header(header::CONTENT_TYPE, *content_type).body(payload.clone());
+        }
+        if let Some(auth) = request.auth {
+            match auth.headers(&request.method, url, self.current_nonce().as_deref()) {
+                Ok(headers) => {
+                    for (name, value) in headers {
+                        builder = builder.header(name, value);
+                    }
+                }
+                Err(e) => return Attempt::Done(Err(e)),
+            }
+        }
+        let sent = builder.send().await;
         let response = match sent {
             Ok(r) => r,
             // Connection refused or reset, DNS failure, timeout: the network or the server is
@@ -170,6 +235,11 @@ impl ApiClient {
             }
         };
         let status = response.status();
+        if let Some(nonce) = response.headers().get("dpop-nonce").and_then(|v| v.to_str().ok()) {
+            if nonce.len() <= 256 {
+                *self.dpop_nonce.lock().unwrap_or_else(|p| p.into_inner()) = Some(nonce.to_string());
+            }
+        }
         let retry_after = response
             .headers()
             .get(header::RETRY_AFTER)
@@ -201,8 +271,9 @@ impl ApiClient {
             }
         }
         if status.is_success() {
+            let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
             return Attempt::Done(
-                serde_json::from_slice(&bytes)
+                serde_json::from_slice(bytes)
                     .map_err(|e| Error::BadData(format!("response from {}: {e}", url.path()))),
             );
         }
@@ -211,8 +282,11 @@ impl ApiClient {
             Err(_) => ("unknown".to_string(), format!("HTTP {status}")),
         };
         let error = match status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                Error::Unauthorised { status: status.as_u16() }
+            StatusCode::UNAUTHORIZED => {
+                if code == crate::identity::wire::codes::USE_DPOP_NONCE {
+                    return Attempt::NewNonce(Error::Unauthorised { status: status.as_u16(), code });
+                }
+                Error::Unauthorised { status: status.as_u16(), code }
             }
             _ => Error::ServerRejected { status: status.as_u16(), code, message },
         };
