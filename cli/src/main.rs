@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+mod login;
+
 use congdan_core::catalog::{FieldType, ProcedureKind};
+use congdan_core::identity::SessionState;
 use congdan_core::platform::Platform;
 use congdan_core::sync::SyncState;
 use congdan_core::{Core, CoreConfig, Error};
@@ -32,6 +35,24 @@ enum Command {
         #[command(subcommand)]
         action: CatalogAction,
     },
+    /// Log in with the national electronic identity (VNeID; the built-in provider locally).
+    Login {
+        /// Complete the built-in development provider's form as this demo resident (lan, minh,
+        /// staff, operator) instead of printing the address to open.
+        #[arg(long)]
+        demo_user: Option<String>,
+        /// How long to wait for the browser to come back, in seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Log out: revoke the session on the server and wipe it here (drafts stay).
+    Logout,
+    /// Who is logged in, as the server says (an authenticated call).
+    Whoami,
+    /// The session on this device (works offline).
+    Session,
+    /// Pull everything from the server: the catalog, and the resident's own data when logged in.
+    Sync,
 }
 
 #[derive(Subcommand)]
@@ -77,6 +98,47 @@ fn pick<'a>(english: bool, vi: &'a str, en: &'a str) -> &'a str {
     }
 }
 
+async fn sync(core: &Core, en: bool) -> Result<(), Error> {
+    let report = core
+        .sync(&|p| {
+            eprintln!("  {}: {} changes{}", p.feed, p.changes_applied, if p.has_more { "…" } else { "" });
+            true
+        })
+        .await?;
+    let count = core.catalog().status()?.procedure_count;
+    match report.state {
+        SyncState::UpToDate => println!(
+            "{} ({} {}, {} {})",
+            pick(en, "Đã cập nhật", "Up to date"),
+            report.changes_applied,
+            pick(en, "thay đổi", "changes"),
+            count,
+            pick(en, "thủ tục", "procedures"),
+        ),
+        SyncState::Offline => println!(
+            "{} ({count} {})",
+            pick(en, "Chưa có kết nối; dùng dữ liệu đã lưu", "Offline; using saved data"),
+            pick(en, "thủ tục", "procedures"),
+        ),
+        SyncState::LoginRequired => println!(
+            "{} ({count} {})",
+            pick(
+                en,
+                "Đã cập nhật danh mục. Vui lòng đăng nhập lại để đồng bộ hồ sơ của bạn",
+                "Catalog up to date. Please log in again to sync your own data"
+            ),
+            pick(en, "thủ tục", "procedures"),
+        ),
+    }
+    Ok(())
+}
+
+fn print_account(en: bool, account: &congdan_core::identity::wire::AccountInfo) {
+    println!("{}: {}", pick(en, "Họ tên", "Name"), account.display_name);
+    println!("{}: {}", pick(en, "Số định danh", "National ID"), account.national_id_masked);
+    println!("{}: {}", pick(en, "Vai trò", "Roles"), account.roles.join(", "));
+}
+
 async fn run(cli: Cli) -> Result<(), Error> {
     std::fs::create_dir_all(&cli.data_dir)
         .map_err(|source| Error::DataDirectory { path: cli.data_dir.clone(), source })?;
@@ -86,30 +148,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
     let en = cli.english;
     match cli.command {
         Command::Catalog { action } => match action {
-            CatalogAction::Sync => {
-                let report = core
-                    .sync(&|p| {
-                        eprintln!("  {}: {} changes{}", p.feed, p.changes_applied, if p.has_more { "…" } else { "" });
-                        true
-                    })
-                    .await?;
-                let count = core.catalog().status()?.procedure_count;
-                match report.state {
-                    SyncState::UpToDate => println!(
-                        "{} ({} {}, {} {})",
-                        pick(en, "Đã cập nhật", "Up to date"),
-                        report.changes_applied,
-                        pick(en, "thay đổi", "changes"),
-                        count,
-                        pick(en, "thủ tục", "procedures"),
-                    ),
-                    SyncState::Offline => println!(
-                        "{} ({count} {})",
-                        pick(en, "Chưa có kết nối; dùng dữ liệu đã lưu", "Offline; using saved data"),
-                        pick(en, "thủ tục", "procedures"),
-                    ),
-                }
-            }
+            CatalogAction::Sync => sync(&core, en).await?,
             CatalogAction::List { reports } => {
                 let kind = reports.then_some(ProcedureKind::Report);
                 for p in core.catalog().list(kind)? {
@@ -154,6 +193,39 @@ async fn run(cli: Cli) -> Result<(), Error> {
                         println!("  {} {}", if a.required { "*" } else { " " }, pick(en, &a.label.vi, &a.label.en));
                     }
                 }
+            }
+        },
+        Command::Sync => sync(&core, en).await?,
+        Command::Login { demo_user, timeout } => {
+            let account = login::run(&core, demo_user.as_deref(), std::time::Duration::from_secs(timeout), en).await?;
+            println!("{}", pick(en, "Đăng nhập thành công.", "Logged in."));
+            print_account(en, &account);
+        }
+        Command::Logout => {
+            let confirmed = core.identity().logout().await?;
+            println!(
+                "{}",
+                if confirmed {
+                    pick(en, "Đã đăng xuất.", "Logged out.")
+                } else {
+                    pick(
+                        en,
+                        "Đã đăng xuất trên máy này (chưa báo được máy chủ vì không có mạng).",
+                        "Logged out on this device (the server could not be told: offline).",
+                    )
+                }
+            );
+        }
+        Command::Whoami => print_account(en, &core.identity().account().await?),
+        Command::Session => match core.identity().state()? {
+            SessionState::LoggedOut => println!("{}", pick(en, "Chưa đăng nhập.", "Not logged in.")),
+            SessionState::Active { account, .. } => {
+                println!("{}", pick(en, "Đang đăng nhập.", "Logged in."));
+                print_account(en, &account);
+            }
+            SessionState::LoginRequired { account, .. } => {
+                println!("{}", pick(en, "Phiên đã hết hạn: vui lòng đăng nhập lại.", "Session ended: please log in again."));
+                print_account(en, &account);
             }
         },
     }
