@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -14,11 +15,13 @@ use tower_http::trace::TraceLayer;
 use crate::config::ServerConfig;
 use crate::db::Db;
 use crate::error::ApiError;
+use crate::identity::{self, Identity};
 use crate::{catalog, openapi, sync};
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
+    pub identity: Arc<Identity>,
 }
 
 /// Every route: (method, path). The OpenAPI test checks each one is documented.
@@ -28,17 +31,35 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/sync/pull"),
     ("get", "/v1/catalog/procedures"),
     ("get", "/v1/catalog/procedures/{code}"),
+    ("get", "/v1/auth/authorize"),
+    ("get", "/v1/auth/callback"),
+    ("post", "/v1/auth/token"),
+    ("post", "/v1/auth/logout"),
+    ("get", "/v1/me"),
 ];
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    Router::new()
+    let mut app = Router::new()
         .route("/health", get(health))
         .route("/openapi.json", get(openapi::document))
         .route("/v1/sync/pull", post(sync::pull))
         .route("/v1/catalog/procedures", get(catalog::list))
         .route("/v1/catalog/procedures/{code}", get(catalog::get))
-        .fallback(not_found)
+        .route("/v1/auth/authorize", get(identity::routes::authorize))
+        .route("/v1/auth/callback", get(identity::routes::callback))
+        .route("/v1/auth/token", post(identity::routes::token))
+        .route("/v1/auth/logout", post(identity::routes::logout))
+        .route("/v1/me", get(identity::routes::me));
+    if let Some(dev_idp) = state.identity.dev_idp_router() {
+        app = app.nest_service("/dev-idp", dev_idp);
+    }
+    app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.identity.clone(), identity::dpop_nonce_header))
+        .layer(axum::middleware::from_fn_with_state(
+            state.identity.rate_limiter.clone(),
+            identity::ratelimit::limit_login_paths,
+        ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn(request_timeout))
         // Log the route template, never the concrete path or query: they may carry identifiers.
@@ -90,7 +111,7 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// Connects to the database, migrates it, and seeds the demo catalog when asked and empty.
-pub async fn prepare(config: &ServerConfig) -> anyhow_like::Result<AppState> {
+pub async fn prepare_db(config: &ServerConfig) -> anyhow_like::Result<Db> {
     let db = Db::connect(&config.database_url).await?;
     if config.seed_demo_data && catalog::store::count_all(&db).await? == 0 {
         let procedures = catalog::parse_catalog(catalog::DEMO_CATALOG)
@@ -98,21 +119,38 @@ pub async fn prepare(config: &ServerConfig) -> anyhow_like::Result<AppState> {
         let report = catalog::store::publish(&db, procedures).await?;
         tracing::info!(published = report.changed, "seeded the demo catalog");
     }
-    Ok(AppState { db })
+    Ok(db)
+}
+
+/// The database, then the identity state, which needs the bound address (the default public
+/// URL and the development provider's issuer name it, and tests bind port 0).
+pub async fn prepare(config: &ServerConfig, bound: SocketAddr) -> anyhow_like::Result<AppState> {
+    let db = prepare_db(config).await?;
+    let identity = Identity::start(&db, &config.identity, bound).await.map_err(anyhow_like::Error)?;
+    Ok(AppState { db, identity })
+}
+
+async fn bind(config: &ServerConfig) -> anyhow_like::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow_like::Error(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = listener.local_addr().map_err(|e| anyhow_like::Error(e.to_string()))?;
+    Ok((listener, addr))
 }
 
 /// Runs the server on `config.listen` until `shutdown` completes, then drains open requests.
 pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow_like::Result<()> {
-    let state = prepare(&config).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| anyhow_like::Error(format!("cannot listen on {}: {e}", config.listen)))?;
+    config.identity.check().map_err(anyhow_like::Error)?;
+    let (listener, addr) = bind(&config).await?;
+    let state = prepare(&config, addr).await?;
     tracing::info!(
-        address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        address = %addr,
+        public_url = %state.identity.public_url,
         database = state.db.backend(),
         "congdan-server listening"
     );
-    axum::serve(listener, router(state, config.max_body_bytes))
+    let app = router(state, config.max_body_bytes);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| anyhow_like::Error(format!("server failed: {e}")))
@@ -152,15 +190,12 @@ impl Drop for RunningServer {
 
 /// Starts a server on `config.listen` (port 0 picks a free one) in the background.
 pub async fn start(config: ServerConfig) -> anyhow_like::Result<RunningServer> {
-    let state = prepare(&config).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| anyhow_like::Error(format!("cannot listen on {}: {e}", config.listen)))?;
-    let addr = listener.local_addr().map_err(|e| anyhow_like::Error(e.to_string()))?;
+    let (listener, addr) = bind(&config).await?;
+    let state = prepare(&config, addr).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = router(state.clone(), config.max_body_bytes);
     let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
+        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = stopped.await;
             })

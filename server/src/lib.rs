@@ -8,8 +8,10 @@ pub mod app;
 pub mod catalog;
 pub mod config;
 pub mod db;
+pub mod devidp;
 pub mod error;
 pub mod feed;
+pub mod identity;
 pub mod openapi;
 pub mod sync;
 

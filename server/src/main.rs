@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use congdan_server::catalog;
-use congdan_server::config::{sqlite_url, ServerConfig};
+use congdan_server::config::{parse_role_grants, sqlite_url, IdentityConfig, OidcProviderConfig, RateLimit, RoleGrant, ServerConfig};
 use congdan_server::db::Db;
 
 #[derive(Parser)]
@@ -31,6 +31,45 @@ struct ServeArgs {
     /// Publish the demo catalog when the catalog is empty (default: only on the embedded SQLite).
     #[arg(long)]
     seed: Option<bool>,
+    /// The URL phones reach this server at (login callback, DPoP htu). Default: http://{listen address}.
+    #[arg(long, env = "CONGDAN_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// The OpenID Connect issuer (VNeID in production).
+    #[arg(long, env = "CONGDAN_OIDC_ISSUER")]
+    oidc_issuer: Option<String>,
+    /// This server's client id at the provider.
+    #[arg(long, env = "CONGDAN_OIDC_CLIENT_ID")]
+    oidc_client_id: Option<String>,
+    /// The ID token claim holding the 12-digit national ID number.
+    #[arg(long, env = "CONGDAN_OIDC_NATIONAL_ID_CLAIM", default_value = "national_id")]
+    oidc_national_id_claim: String,
+    /// Mount the development identity provider at /dev-idp (default: only on the embedded SQLite).
+    #[arg(long, env = "CONGDAN_DEV_IDP")]
+    dev_idp: Option<bool>,
+    /// Access token lifetime in seconds (at most 600).
+    #[arg(long, env = "CONGDAN_ACCESS_TOKEN_TTL", default_value_t = 600)]
+    access_token_ttl: u64,
+    /// Seconds after a refresh token's use during which a retry with it still succeeds.
+    #[arg(long, env = "CONGDAN_REFRESH_GRACE", default_value_t = 120)]
+    refresh_grace: u64,
+    /// Refresh token lifetime in seconds (default 30 days).
+    #[arg(long, env = "CONGDAN_REFRESH_TOKEN_TTL", default_value_t = 30 * 86_400)]
+    refresh_token_ttl: u64,
+    /// Access token signing key rotation interval in seconds (default 7 days).
+    #[arg(long, env = "CONGDAN_KEY_ROTATION", default_value_t = 7 * 86_400)]
+    key_rotation: u64,
+    /// Grant a role: NATIONAL_ID=agency:CODE or NATIONAL_ID=operator:CODE (repeatable).
+    #[arg(long = "grant-role", value_name = "NATIONAL_ID=ROLE")]
+    grant_role: Vec<RoleGrant>,
+    /// Another allowed app redirect URI (repeatable).
+    #[arg(long = "app-redirect-uri")]
+    app_redirect_uri: Vec<String>,
+    /// Login endpoints: requests allowed at once per client address.
+    #[arg(long, env = "CONGDAN_AUTH_RATE_BURST", default_value_t = 20)]
+    auth_rate_burst: u32,
+    /// Login endpoints: seconds to earn back one request.
+    #[arg(long, env = "CONGDAN_AUTH_RATE_REFILL_SECS", default_value_t = 2.0)]
+    auth_rate_refill_secs: f64,
 }
 
 #[derive(Subcommand)]
@@ -101,7 +140,39 @@ async fn run_serve(args: ServeArgs, database_url: String, embedded: bool) -> Res
     config.listen = args.listen;
     config.database_url = database_url;
     config.seed_demo_data = args.seed.unwrap_or(embedded);
+    config.identity = identity_config(&args, embedded)?;
     congdan_server::serve(config, shutdown_signal()).await.map_err(|e| e.to_string())
+}
+
+fn identity_config(args: &ServeArgs, embedded: bool) -> Result<IdentityConfig, String> {
+    let dev_idp = args.dev_idp.unwrap_or(embedded);
+    let mut identity = if embedded && dev_idp { IdentityConfig::embedded() } else { IdentityConfig::production() };
+    identity.dev_idp = dev_idp;
+    identity.public_url = args.public_url.clone();
+    identity.oidc = match (&args.oidc_issuer, &args.oidc_client_id) {
+        (Some(issuer), Some(client_id)) => Some(OidcProviderConfig {
+            issuer: issuer.clone(),
+            client_id: client_id.clone(),
+            // Environment only, so it never shows in a process list.
+            client_secret: std::env::var("CONGDAN_OIDC_CLIENT_SECRET")
+                .map_err(|_| "CONGDAN_OIDC_CLIENT_SECRET must be set with --oidc-issuer".to_string())?,
+        }),
+        (None, None) => None,
+        _ => return Err("--oidc-issuer and --oidc-client-id go together".into()),
+    };
+    identity.national_id_claim = args.oidc_national_id_claim.clone();
+    identity.access_token_ttl_secs = args.access_token_ttl;
+    identity.refresh_grace_secs = args.refresh_grace;
+    identity.refresh_token_ttl_secs = args.refresh_token_ttl;
+    identity.key_rotation_secs = args.key_rotation;
+    identity.role_grants = args.grant_role.clone();
+    if let Ok(env) = std::env::var("CONGDAN_ROLE_GRANTS") {
+        identity.role_grants.extend(parse_role_grants(&env).map_err(|e| format!("CONGDAN_ROLE_GRANTS: {e}"))?);
+    }
+    identity.app_redirect_uris = args.app_redirect_uri.clone();
+    identity.auth_rate_limit = RateLimit { burst: args.auth_rate_burst, refill_secs: args.auth_rate_refill_secs };
+    identity.check()?;
+    Ok(identity)
 }
 
 async fn run_catalog(action: CatalogAction, database_url: &str) -> Result<(), String> {

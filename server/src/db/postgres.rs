@@ -29,6 +29,76 @@ const MIGRATIONS: &[&str] = &[
         updated_at BIGINT NOT NULL
     );
     "#,
+    // 2: identity (docs/identity.md): accounts, devices, logins, codes, token families, refresh
+    // tokens, the DPoP replay store and the server's own keys.
+    r#"
+    CREATE TABLE accounts (
+        id           TEXT PRIMARY KEY,
+        national_id  TEXT NOT NULL UNIQUE,
+        display_name TEXT NOT NULL,
+        profile      TEXT NOT NULL DEFAULT '',
+        created_at   BIGINT NOT NULL
+    );
+    CREATE TABLE devices (
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        jkt        TEXT NOT NULL,
+        public_jwk TEXT NOT NULL,
+        first_seen BIGINT NOT NULL,
+        last_seen  BIGINT NOT NULL,
+        PRIMARY KEY (account_id, jkt)
+    );
+    CREATE TABLE login_transactions (
+        id               BYTEA PRIMARY KEY,
+        app_state        TEXT NOT NULL,
+        app_challenge    TEXT NOT NULL,
+        app_redirect_uri TEXT NOT NULL,
+        nonce            TEXT NOT NULL,
+        pkce_verifier    TEXT NOT NULL,
+        created_at       BIGINT NOT NULL,
+        used_at          BIGINT
+    );
+    CREATE TABLE app_codes (
+        hash         BYTEA PRIMARY KEY,
+        account_id   TEXT NOT NULL REFERENCES accounts(id),
+        challenge    TEXT NOT NULL,
+        redirect_uri TEXT NOT NULL,
+        expires_at   BIGINT NOT NULL,
+        used_at      BIGINT,
+        family_id    TEXT
+    );
+    CREATE TABLE token_families (
+        id             TEXT PRIMARY KEY,
+        account_id     TEXT NOT NULL REFERENCES accounts(id),
+        jkt            TEXT NOT NULL,
+        created_at     BIGINT NOT NULL,
+        revoked_at     BIGINT,
+        revoked_reason TEXT
+    );
+    CREATE INDEX token_families_account ON token_families(account_id);
+    CREATE TABLE refresh_tokens (
+        hash           BYTEA PRIMARY KEY,
+        family_id      TEXT NOT NULL REFERENCES token_families(id),
+        created_at     BIGINT NOT NULL,
+        expires_at     BIGINT NOT NULL,
+        used_at        BIGINT,
+        successor_hash BYTEA,
+        revoked_at     BIGINT
+    );
+    CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id);
+    CREATE TABLE dpop_jtis (
+        key        BYTEA PRIMARY KEY,
+        expires_at BIGINT NOT NULL
+    );
+    CREATE INDEX dpop_jtis_expiry ON dpop_jtis(expires_at);
+    CREATE TABLE signing_keys (
+        purpose    TEXT NOT NULL,
+        generation BIGINT NOT NULL,
+        secret     BYTEA NOT NULL,
+        public_key BYTEA NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (purpose, generation)
+    );
+    "#,
 ];
 
 #[derive(Clone)]

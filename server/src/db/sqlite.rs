@@ -34,6 +34,76 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
     );
     "#,
+    // 2: identity (docs/identity.md): accounts, devices, logins, codes, token families, refresh
+    // tokens, the DPoP replay store and the server's own keys.
+    r#"
+    CREATE TABLE accounts (
+        id           TEXT PRIMARY KEY NOT NULL,
+        national_id  TEXT NOT NULL UNIQUE,
+        display_name TEXT NOT NULL,
+        profile      TEXT NOT NULL DEFAULT '',
+        created_at   INTEGER NOT NULL
+    );
+    CREATE TABLE devices (
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        jkt        TEXT NOT NULL,
+        public_jwk TEXT NOT NULL,
+        first_seen INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL,
+        PRIMARY KEY (account_id, jkt)
+    );
+    CREATE TABLE login_transactions (
+        id               BLOB PRIMARY KEY NOT NULL,
+        app_state        TEXT NOT NULL,
+        app_challenge    TEXT NOT NULL,
+        app_redirect_uri TEXT NOT NULL,
+        nonce            TEXT NOT NULL,
+        pkce_verifier    TEXT NOT NULL,
+        created_at       INTEGER NOT NULL,
+        used_at          INTEGER
+    );
+    CREATE TABLE app_codes (
+        hash         BLOB PRIMARY KEY NOT NULL,
+        account_id   TEXT NOT NULL REFERENCES accounts(id),
+        challenge    TEXT NOT NULL,
+        redirect_uri TEXT NOT NULL,
+        expires_at   INTEGER NOT NULL,
+        used_at      INTEGER,
+        family_id    TEXT
+    );
+    CREATE TABLE token_families (
+        id             TEXT PRIMARY KEY NOT NULL,
+        account_id     TEXT NOT NULL REFERENCES accounts(id),
+        jkt            TEXT NOT NULL,
+        created_at     INTEGER NOT NULL,
+        revoked_at     INTEGER,
+        revoked_reason TEXT
+    );
+    CREATE INDEX token_families_account ON token_families(account_id);
+    CREATE TABLE refresh_tokens (
+        hash           BLOB PRIMARY KEY NOT NULL,
+        family_id      TEXT NOT NULL REFERENCES token_families(id),
+        created_at     INTEGER NOT NULL,
+        expires_at     INTEGER NOT NULL,
+        used_at        INTEGER,
+        successor_hash BLOB,
+        revoked_at     INTEGER
+    );
+    CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id);
+    CREATE TABLE dpop_jtis (
+        key        BLOB PRIMARY KEY NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX dpop_jtis_expiry ON dpop_jtis(expires_at);
+    CREATE TABLE signing_keys (
+        purpose    TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        secret     BLOB NOT NULL,
+        public_key BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (purpose, generation)
+    );
+    "#,
 ];
 
 #[derive(Clone)]
