@@ -70,7 +70,7 @@ class CatalogBindingTest {
     fun `catalog syncs once and is browsable and searchable offline`() = runBlocking {
         val network = SwitchableNetwork()
         val dataDir = newDataDir()
-        val core = CongdanCore.open(CoreSettings(dataDir, serverUrl), network)
+        val core = CongdanCore.open(CoreSettings(dataDir, serverUrl), network, SoftwareP256Keystore())
         val progress = CopyOnWriteArrayList<SyncProgress>()
         val listener = object : SyncProgressListener {
             override fun onProgress(p: SyncProgress): Boolean = progress.add(p)
@@ -110,14 +110,14 @@ class CatalogBindingTest {
         assertEquals(all, catalog.list(null))
 
         // Reopened (the app restarted) with the server unreachable: still browsable.
-        val again = CongdanCore.open(CoreSettings(dataDir, "http://127.0.0.1:${freePort()}"), SwitchableNetwork())
+        val again = CongdanCore.open(CoreSettings(dataDir, "http://127.0.0.1:${freePort()}"), SwitchableNetwork(), SoftwareP256Keystore())
         assertEquals(SyncState.OFFLINE, again.sync(null).state)
         assertEquals(all.size, again.catalog().list(null).size)
     }
 
     @Test
     fun `a listener that says stop cancels the sync after a complete page`() = runBlocking {
-        val core = CongdanCore.open(CoreSettings(newDataDir(), serverUrl), SwitchableNetwork())
+        val core = CongdanCore.open(CoreSettings(newDataDir(), serverUrl), SwitchableNetwork(), SoftwareP256Keystore())
         val stopper = object : SyncProgressListener {
             override fun onProgress(p: SyncProgress): Boolean = false
         }
@@ -133,12 +133,12 @@ class CatalogBindingTest {
     @Test
     fun `bad settings and broken storage are typed errors`() {
         assertThrows<CongdanException.InvalidInput> {
-            CongdanCore.open(CoreSettings(newDataDir(), "http://example.com"), SwitchableNetwork())
+            CongdanCore.open(CoreSettings(newDataDir(), "http://example.com"), SwitchableNetwork(), SoftwareP256Keystore())
         }
         val dir = newDataDir()
         File(dir, "congdan.db").writeBytes(ByteArray(8192) { 0x42 })
         val e = assertThrows<CongdanException.Storage> {
-            CongdanCore.open(CoreSettings(dir, serverUrl), SwitchableNetwork())
+            CongdanCore.open(CoreSettings(dir, serverUrl), SwitchableNetwork(), SoftwareP256Keystore())
         }
         assertTrue(e.messageVi.isNotBlank() && e.messageEn.isNotBlank())
     }
@@ -148,7 +148,7 @@ class CatalogBindingTest {
         val broken = object : NetworkMonitor {
             override fun currentState(): NetworkState = throw PlatformException.Failed("connectivity service died")
         }
-        val core = CongdanCore.open(CoreSettings(newDataDir(), serverUrl), broken)
+        val core = CongdanCore.open(CoreSettings(newDataDir(), serverUrl), broken, SoftwareP256Keystore())
         assertThrows<CongdanException.Platform> { runBlocking { core.sync(null) } }
         Unit
     }
