@@ -602,6 +602,24 @@ fileprivate struct FfiConverterString: FfiConverter {
     }
 }
 
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterData: FfiConverterRustBuffer {
+    typealias SwiftType = Data
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Data {
+        let len: Int32 = try readInt(&buf)
+        return Data(try readBytes(&buf, count: Int(len)))
+    }
+
+    public static func write(_ value: Data, into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        writeBytes(&buf, value)
+    }
+}
+
 
 
 
@@ -792,6 +810,8 @@ public protocol CongdanCoreProtocol: AnyObject, Sendable {
     
     func catalog()  -> CatalogApi
     
+    func identity()  -> IdentityApi
+    
     /**
      * Pulls every change feed to its end. Offline is reported in the result's `state`, not
      * thrown. Cancelling the calling coroutine/task stops the sync between pages; every applied
@@ -855,14 +875,16 @@ open class CongdanCore: CongdanCoreProtocol, @unchecked Sendable {
 
     
     /**
-     * Opens (creating on first use) the core's storage in `settings.data_dir`.
+     * Opens (creating on first use) the core's storage in `settings.data_dir`, with the
+     * phone's network monitor and keystore.
      */
-public static func `open`(settings: CoreSettings, network: NetworkMonitor)throws  -> CongdanCore  {
+public static func `open`(settings: CoreSettings, network: NetworkMonitor, keystore: Keystore)throws  -> CongdanCore  {
     return try  FfiConverterTypeCongdanCore_lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
         uniffiCallStatus in
     uniffi_congdan_ffi_fn_constructor_congdancore_open(
         FfiConverterTypeCoreSettings_lower(settings),
-        FfiConverterTypeNetworkMonitor_lower(network),uniffiCallStatus
+        FfiConverterTypeNetworkMonitor_lower(network),
+        FfiConverterTypeKeystore_lower(keystore),uniffiCallStatus
     )
 })
 }
@@ -873,6 +895,15 @@ open func catalog() -> CatalogApi  {
     return try!  FfiConverterTypeCatalogApi_lift(try! rustCall() {
         uniffiCallStatus in
     uniffi_congdan_ffi_fn_method_congdancore_catalog(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+open func identity() -> IdentityApi  {
+    return try!  FfiConverterTypeIdentityApi_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_congdancore_identity(
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
@@ -942,6 +973,559 @@ public func FfiConverterTypeCongdanCore_lift(_ handle: UInt64) throws -> Congdan
 #endif
 public func FfiConverterTypeCongdanCore_lower(_ value: CongdanCore) -> UInt64 {
     return FfiConverterTypeCongdanCore.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Login and session. Open `loginStart(...).authorizeUrl` in the system browser (Custom Tabs /
+ * ASWebAuthenticationSession, never a web view) and pass the address it returns to
+ * `loginFinish`.
+ */
+public protocol IdentityApiProtocol: AnyObject, Sendable {
+    
+    /**
+     * Who the server says is logged in (an authenticated call; refreshes the token if due).
+     */
+    func account() async throws  -> AccountInfo
+    
+    func loginFinish(callbackUrl: String) async throws  -> AccountInfo
+    
+    /**
+     * `redirect_uri`: the app's `vn.congdan.app:/oauth2redirect`, or a loopback address.
+     */
+    func loginStart(redirectUri: String) throws  -> LoginRequest
+    
+    /**
+     * Returns whether the server confirmed the revocation; the local session is wiped either way.
+     */
+    func logout() async throws  -> Bool
+    
+    func sessionState() throws  -> SessionState
+    
+}
+/**
+ * Login and session. Open `loginStart(...).authorizeUrl` in the system browser (Custom Tabs /
+ * ASWebAuthenticationSession, never a web view) and pass the address it returns to
+ * `loginFinish`.
+ */
+open class IdentityApi: IdentityApiProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_congdan_ffi_fn_clone_identityapi(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_congdan_ffi_fn_free_identityapi(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Who the server says is logged in (an authenticated call; refreshes the token if due).
+     */
+open func account()async throws  -> AccountInfo  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_congdan_ffi_fn_method_identityapi_account(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_congdan_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_congdan_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_congdan_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeAccountInfo_lift,
+            errorHandler: FfiConverterTypeCongdanError_lift
+        )
+}
+    
+open func loginFinish(callbackUrl: String)async throws  -> AccountInfo  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_congdan_ffi_fn_method_identityapi_login_finish(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(callbackUrl)
+                )
+            },
+            pollFunc: ffi_congdan_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_congdan_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_congdan_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeAccountInfo_lift,
+            errorHandler: FfiConverterTypeCongdanError_lift
+        )
+}
+    
+    /**
+     * `redirect_uri`: the app's `vn.congdan.app:/oauth2redirect`, or a loopback address.
+     */
+open func loginStart(redirectUri: String)throws  -> LoginRequest  {
+    return try  FfiConverterTypeLoginRequest_lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_identityapi_login_start(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(redirectUri),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Returns whether the server confirmed the revocation; the local session is wiped either way.
+     */
+open func logout()async throws  -> Bool  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_congdan_ffi_fn_method_identityapi_logout(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_congdan_ffi_rust_future_poll_i8,
+            completeFunc: ffi_congdan_ffi_rust_future_complete_i8,
+            freeFunc: ffi_congdan_ffi_rust_future_free_i8,
+            liftFunc: FfiConverterBool.lift,
+            errorHandler: FfiConverterTypeCongdanError_lift
+        )
+}
+    
+open func sessionState()throws  -> SessionState  {
+    return try  FfiConverterTypeSessionState_lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_identityapi_session_state(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeIdentityApi: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = IdentityApi
+
+    public static func lift(_ handle: UInt64) throws -> IdentityApi {
+        return IdentityApi(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: IdentityApi) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> IdentityApi {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: IdentityApi, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIdentityApi_lift(_ handle: UInt64) throws -> IdentityApi {
+    return try FfiConverterTypeIdentityApi.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIdentityApi_lower(_ value: IdentityApi) -> UInt64 {
+    return FfiConverterTypeIdentityApi.lower(value)
+}
+
+
+
+
+
+
+/**
+ * The phone's keystore (Android Keystore / iOS Secure Enclave): a P-256 device key that never
+ * leaves it, and wrapping of small secrets at rest. Any method may ask for user presence.
+ */
+public protocol Keystore: AnyObject, Sendable {
+    
+    /**
+     * The device key's public key as an uncompressed SEC1 point (65 bytes: 0x04 ‖ x ‖ y),
+     * creating the key on first use.
+     */
+    func devicePublicKey() throws  -> Data
+    
+    /**
+     * ECDSA P-256 with SHA-256 over `message`, as 64 bytes `r ‖ s` (convert from DER).
+     */
+    func sign(message: Data) throws  -> Data
+    
+    /**
+     * Encrypts a small secret with a key that stays in the keystore (AES-GCM).
+     */
+    func wrap(plaintext: Data) throws  -> Data
+    
+    /**
+     * Reverses `wrap`; fails on anything this keystore did not wrap.
+     */
+    func unwrap(wrapped: Data) throws  -> Data
+    
+}
+/**
+ * The phone's keystore (Android Keystore / iOS Secure Enclave): a P-256 device key that never
+ * leaves it, and wrapping of small secrets at rest. Any method may ask for user presence.
+ */
+open class KeystoreImpl: Keystore, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_congdan_ffi_fn_clone_keystore(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_congdan_ffi_fn_free_keystore(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The device key's public key as an uncompressed SEC1 point (65 bytes: 0x04 ‖ x ‖ y),
+     * creating the key on first use.
+     */
+open func devicePublicKey()throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypePlatformError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_keystore_device_public_key(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * ECDSA P-256 with SHA-256 over `message`, as 64 bytes `r ‖ s` (convert from DER).
+     */
+open func sign(message: Data)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypePlatformError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_keystore_sign(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(message),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Encrypts a small secret with a key that stays in the keystore (AES-GCM).
+     */
+open func wrap(plaintext: Data)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypePlatformError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_keystore_wrap(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(plaintext),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Reverses `wrap`; fails on anything this keystore did not wrap.
+     */
+open func unwrap(wrapped: Data)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypePlatformError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_keystore_unwrap(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(wrapped),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceKeystore {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceKeystore = UniffiVTableCallbackInterfaceKeystore(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeKeystore.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface Keystore: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeKeystore.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface Keystore: handle missing in uniffiClone")
+            }
+        },
+        devicePublicKey: { (
+            uniffiHandle: UInt64,
+            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> Data in
+                guard let uniffiObj = try? FfiConverterTypeKeystore.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.devicePublicKey(
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterData.lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypePlatformError_lower
+            )
+        },
+        sign: { (
+            uniffiHandle: UInt64,
+            message: RustBuffer,
+            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> Data in
+                guard let uniffiObj = try? FfiConverterTypeKeystore.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.sign(
+                     message: try FfiConverterData.lift(message)
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterData.lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypePlatformError_lower
+            )
+        },
+        wrap: { (
+            uniffiHandle: UInt64,
+            plaintext: RustBuffer,
+            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> Data in
+                guard let uniffiObj = try? FfiConverterTypeKeystore.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.wrap(
+                     plaintext: try FfiConverterData.lift(plaintext)
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterData.lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypePlatformError_lower
+            )
+        },
+        unwrap: { (
+            uniffiHandle: UInt64,
+            wrapped: RustBuffer,
+            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> Data in
+                guard let uniffiObj = try? FfiConverterTypeKeystore.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.unwrap(
+                     wrapped: try FfiConverterData.lift(wrapped)
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterData.lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypePlatformError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceKeystore> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceKeystore>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitKeystore() {
+    uniffi_congdan_ffi_fn_init_callback_vtable_keystore(UniffiCallbackInterfaceKeystore.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeKeystore: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<Keystore>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = Keystore
+
+    public static func lift(_ handle: UInt64) throws -> Keystore {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return KeystoreImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: Keystore) -> UInt64 {
+         if let rustImpl = value as? KeystoreImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Keystore {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: Keystore, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeKeystore_lift(_ handle: UInt64) throws -> Keystore {
+    return try FfiConverterTypeKeystore.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeKeystore_lower(_ value: Keystore) -> UInt64 {
+    return FfiConverterTypeKeystore.lower(value)
 }
 
 
@@ -1355,6 +1939,68 @@ public func FfiConverterTypeSyncProgressListener_lower(_ value: SyncProgressList
 }
 
 
+
+
+public struct AccountInfo: Equatable, Hashable {
+    public var accountId: String
+    public var displayName: String
+    public var nationalIdMasked: String
+    public var roles: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(accountId: String, displayName: String, nationalIdMasked: String, roles: [String]) {
+        self.accountId = accountId
+        self.displayName = displayName
+        self.nationalIdMasked = nationalIdMasked
+        self.roles = roles
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension AccountInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAccountInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AccountInfo {
+        return
+            try AccountInfo(
+                accountId: FfiConverterString.read(from: &buf), 
+                displayName: FfiConverterString.read(from: &buf), 
+                nationalIdMasked: FfiConverterString.read(from: &buf), 
+                roles: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: AccountInfo, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.accountId, into: &buf)
+        FfiConverterString.write(value.displayName, into: &buf)
+        FfiConverterString.write(value.nationalIdMasked, into: &buf)
+        FfiConverterSequenceString.write(value.roles, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAccountInfo_lift(_ buf: RustBuffer) throws -> AccountInfo {
+    return try FfiConverterTypeAccountInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAccountInfo_lower(_ value: AccountInfo) -> RustBuffer {
+    return FfiConverterTypeAccountInfo.lower(value)
+}
 
 
 public struct Agency: Equatable, Hashable {
@@ -1860,6 +2506,60 @@ public func FfiConverterTypeLocalizedText_lower(_ value: LocalizedText) -> RustB
 }
 
 
+public struct LoginRequest: Equatable, Hashable {
+    public var authorizeUrl: String
+    public var state: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(authorizeUrl: String, state: String) {
+        self.authorizeUrl = authorizeUrl
+        self.state = state
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension LoginRequest: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLoginRequest: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LoginRequest {
+        return
+            try LoginRequest(
+                authorizeUrl: FfiConverterString.read(from: &buf), 
+                state: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: LoginRequest, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.authorizeUrl, into: &buf)
+        FfiConverterString.write(value.state, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLoginRequest_lift(_ buf: RustBuffer) throws -> LoginRequest {
+    return try FfiConverterTypeLoginRequest.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLoginRequest_lower(_ value: LoginRequest) -> RustBuffer {
+    return FfiConverterTypeLoginRequest.lower(value)
+}
+
+
 public struct Procedure: Equatable, Hashable {
     public var code: String
     public var kind: ProcedureKind
@@ -2162,6 +2862,11 @@ enum CongdanError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case Rejected(code: String, messageVi: String, messageEn: String, detail: String
     )
     /**
+     * A login attempt failed; `code` says why (`state_mismatch`, `denied`, `code_rejected`, …).
+     */
+    case LoginFailed(code: String, messageVi: String, messageEn: String, detail: String
+    )
+    /**
      * The session is missing or expired: log in again. Local data is kept.
      */
     case LoginRequired(messageVi: String, messageEn: String, detail: String
@@ -2230,27 +2935,33 @@ public struct FfiConverterTypeCongdanError: FfiConverterRustBuffer {
             messageEn: try FfiConverterString.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 5: return .LoginRequired(
+        case 5: return .LoginFailed(
+            code: try FfiConverterString.read(from: &buf), 
             messageVi: try FfiConverterString.read(from: &buf), 
             messageEn: try FfiConverterString.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 6: return .InvalidInput(
+        case 6: return .LoginRequired(
             messageVi: try FfiConverterString.read(from: &buf), 
             messageEn: try FfiConverterString.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 7: return .Platform(
+        case 7: return .InvalidInput(
             messageVi: try FfiConverterString.read(from: &buf), 
             messageEn: try FfiConverterString.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 8: return .NotFound(
+        case 8: return .Platform(
             messageVi: try FfiConverterString.read(from: &buf), 
             messageEn: try FfiConverterString.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 9: return .Cancelled(
+        case 9: return .NotFound(
+            messageVi: try FfiConverterString.read(from: &buf), 
+            messageEn: try FfiConverterString.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 10: return .Cancelled(
             messageVi: try FfiConverterString.read(from: &buf), 
             messageEn: try FfiConverterString.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
@@ -2296,36 +3007,44 @@ public struct FfiConverterTypeCongdanError: FfiConverterRustBuffer {
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .LoginRequired(messageVi,messageEn,detail):
+        case let .LoginFailed(code,messageVi,messageEn,detail):
             writeInt(&buf, Int32(5))
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(messageVi, into: &buf)
             FfiConverterString.write(messageEn, into: &buf)
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .InvalidInput(messageVi,messageEn,detail):
+        case let .LoginRequired(messageVi,messageEn,detail):
             writeInt(&buf, Int32(6))
             FfiConverterString.write(messageVi, into: &buf)
             FfiConverterString.write(messageEn, into: &buf)
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .Platform(messageVi,messageEn,detail):
+        case let .InvalidInput(messageVi,messageEn,detail):
             writeInt(&buf, Int32(7))
             FfiConverterString.write(messageVi, into: &buf)
             FfiConverterString.write(messageEn, into: &buf)
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .NotFound(messageVi,messageEn,detail):
+        case let .Platform(messageVi,messageEn,detail):
             writeInt(&buf, Int32(8))
             FfiConverterString.write(messageVi, into: &buf)
             FfiConverterString.write(messageEn, into: &buf)
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .Cancelled(messageVi,messageEn,detail):
+        case let .NotFound(messageVi,messageEn,detail):
             writeInt(&buf, Int32(9))
+            FfiConverterString.write(messageVi, into: &buf)
+            FfiConverterString.write(messageEn, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .Cancelled(messageVi,messageEn,detail):
+            writeInt(&buf, Int32(10))
             FfiConverterString.write(messageVi, into: &buf)
             FfiConverterString.write(messageEn, into: &buf)
             FfiConverterString.write(detail, into: &buf)
@@ -2454,6 +3173,79 @@ public func FfiConverterTypeFieldType_lift(_ buf: RustBuffer) throws -> FieldTyp
 #endif
 public func FfiConverterTypeFieldType_lower(_ value: FieldType) -> RustBuffer {
     return FfiConverterTypeFieldType.lower(value)
+}
+
+
+
+
+public enum LoginRequiredReason: Equatable, Hashable {
+    
+    case notLoggedIn
+    case expired
+    case revoked
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension LoginRequiredReason: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLoginRequiredReason: FfiConverterRustBuffer {
+    typealias SwiftType = LoginRequiredReason
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LoginRequiredReason {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .notLoggedIn
+        
+        case 2: return .expired
+        
+        case 3: return .revoked
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: LoginRequiredReason, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .notLoggedIn:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .expired:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .revoked:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLoginRequiredReason_lift(_ buf: RustBuffer) throws -> LoginRequiredReason {
+    return try FfiConverterTypeLoginRequiredReason.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLoginRequiredReason_lower(_ value: LoginRequiredReason) -> RustBuffer {
+    return FfiConverterTypeLoginRequiredReason.lower(value)
 }
 
 
@@ -2673,10 +3465,92 @@ public func FfiConverterTypeProcedureKind_lower(_ value: ProcedureKind) -> RustB
 
 
 
+public enum SessionState: Equatable, Hashable {
+    
+    case loggedOut
+    case active(account: AccountInfo, accessExpiresAtMs: Int64
+    )
+    case loginRequired(account: AccountInfo, reason: LoginRequiredReason
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension SessionState: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSessionState: FfiConverterRustBuffer {
+    typealias SwiftType = SessionState
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SessionState {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .loggedOut
+        
+        case 2: return .active(account: try FfiConverterTypeAccountInfo.read(from: &buf), accessExpiresAtMs: try FfiConverterInt64.read(from: &buf)
+        )
+        
+        case 3: return .loginRequired(account: try FfiConverterTypeAccountInfo.read(from: &buf), reason: try FfiConverterTypeLoginRequiredReason.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: SessionState, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .loggedOut:
+            writeInt(&buf, Int32(1))
+        
+        
+        case let .active(account,accessExpiresAtMs):
+            writeInt(&buf, Int32(2))
+            FfiConverterTypeAccountInfo.write(account, into: &buf)
+            FfiConverterInt64.write(accessExpiresAtMs, into: &buf)
+            
+        
+        case let .loginRequired(account,reason):
+            writeInt(&buf, Int32(3))
+            FfiConverterTypeAccountInfo.write(account, into: &buf)
+            FfiConverterTypeLoginRequiredReason.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSessionState_lift(_ buf: RustBuffer) throws -> SessionState {
+    return try FfiConverterTypeSessionState.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSessionState_lower(_ value: SessionState) -> RustBuffer {
+    return FfiConverterTypeSessionState.lower(value)
+}
+
+
+
+
 public enum SyncState: Equatable, Hashable {
     
     case upToDate
     case offline
+    case loginRequired
 
 
 
@@ -2702,6 +3576,8 @@ public struct FfiConverterTypeSyncState: FfiConverterRustBuffer {
         
         case 2: return .offline
         
+        case 3: return .loginRequired
+        
         default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
@@ -2716,6 +3592,10 @@ public struct FfiConverterTypeSyncState: FfiConverterRustBuffer {
         
         case .offline:
             writeInt(&buf, Int32(2))
+        
+        
+        case .loginRequired:
+            writeInt(&buf, Int32(3))
         
         }
     }
@@ -3142,6 +4022,7 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.contractVersionMismatch
     }
 
+    uniffiCallbackInitKeystore()
     uniffiCallbackInitNetworkMonitor()
     uniffiCallbackInitSyncProgressListener()
     return InitializationResult.ok

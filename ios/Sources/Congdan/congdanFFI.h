@@ -243,6 +243,34 @@ typedef void (*UniffiForeignFutureCompleteVoid)(uint64_t, UniffiForeignFutureRes
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_KEYSTORE_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_KEYSTORE_METHOD0
+typedef void (*UniffiCallbackInterfaceKeystoreMethod0)(uint64_t, RustBuffer* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_KEYSTORE_METHOD1
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_KEYSTORE_METHOD1
+typedef void (*UniffiCallbackInterfaceKeystoreMethod1)(uint64_t, RustBuffer, RustBuffer* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_KEYSTORE_METHOD2
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_KEYSTORE_METHOD2
+typedef void (*UniffiCallbackInterfaceKeystoreMethod2)(uint64_t, RustBuffer, RustBuffer* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_KEYSTORE_METHOD3
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_KEYSTORE_METHOD3
+typedef void (*UniffiCallbackInterfaceKeystoreMethod3)(uint64_t, RustBuffer, RustBuffer* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_NETWORK_MONITOR_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_NETWORK_MONITOR_METHOD0
 typedef void (*UniffiCallbackInterfaceNetworkMonitorMethod0)(uint64_t, RustBuffer* _Nonnull, 
@@ -255,6 +283,18 @@ typedef void (*UniffiCallbackInterfaceNetworkMonitorMethod0)(uint64_t, RustBuffe
 typedef void (*UniffiCallbackInterfaceSyncProgressListenerMethod0)(uint64_t, RustBuffer, int8_t* _Nonnull, 
         RustCallStatus *_Nonnull uniffiCallStatus
     );
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_KEYSTORE
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_KEYSTORE
+typedef struct UniffiVTableCallbackInterfaceKeystore {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceKeystoreMethod0 _Nonnull devicePublicKey;
+    UniffiCallbackInterfaceKeystoreMethod1 _Nonnull sign;
+    UniffiCallbackInterfaceKeystoreMethod2 _Nonnull wrap;
+    UniffiCallbackInterfaceKeystoreMethod3 _Nonnull unwrap;
+} UniffiVTableCallbackInterfaceKeystore;
 
 #endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_NETWORK_MONITOR
@@ -317,7 +357,7 @@ void uniffi_congdan_ffi_fn_free_congdancore(uint64_t handle, RustCallStatus *_No
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CONSTRUCTOR_CONGDANCORE_OPEN
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CONSTRUCTOR_CONGDANCORE_OPEN
-uint64_t uniffi_congdan_ffi_fn_constructor_congdancore_open(RustBuffer settings, uint64_t network, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_congdan_ffi_fn_constructor_congdancore_open(RustBuffer settings, uint64_t network, uint64_t keystore, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_CATALOG
@@ -325,9 +365,84 @@ uint64_t uniffi_congdan_ffi_fn_constructor_congdancore_open(RustBuffer settings,
 uint64_t uniffi_congdan_ffi_fn_method_congdancore_catalog(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_IDENTITY
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_IDENTITY
+uint64_t uniffi_congdan_ffi_fn_method_congdancore_identity(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_SYNC
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_SYNC
 uint64_t uniffi_congdan_ffi_fn_method_congdancore_sync(uint64_t ptr, RustBuffer listener
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_IDENTITYAPI
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_IDENTITYAPI
+uint64_t uniffi_congdan_ffi_fn_clone_identityapi(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_FREE_IDENTITYAPI
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_FREE_IDENTITYAPI
+void uniffi_congdan_ffi_fn_free_identityapi(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_IDENTITYAPI_ACCOUNT
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_IDENTITYAPI_ACCOUNT
+uint64_t uniffi_congdan_ffi_fn_method_identityapi_account(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_IDENTITYAPI_LOGIN_FINISH
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_IDENTITYAPI_LOGIN_FINISH
+uint64_t uniffi_congdan_ffi_fn_method_identityapi_login_finish(uint64_t ptr, RustBuffer callback_url
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_IDENTITYAPI_LOGIN_START
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_IDENTITYAPI_LOGIN_START
+RustBuffer uniffi_congdan_ffi_fn_method_identityapi_login_start(uint64_t ptr, RustBuffer redirect_uri, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_IDENTITYAPI_LOGOUT
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_IDENTITYAPI_LOGOUT
+uint64_t uniffi_congdan_ffi_fn_method_identityapi_logout(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_IDENTITYAPI_SESSION_STATE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_IDENTITYAPI_SESSION_STATE
+RustBuffer uniffi_congdan_ffi_fn_method_identityapi_session_state(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_KEYSTORE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_KEYSTORE
+uint64_t uniffi_congdan_ffi_fn_clone_keystore(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_FREE_KEYSTORE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_FREE_KEYSTORE
+void uniffi_congdan_ffi_fn_free_keystore(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_INIT_CALLBACK_VTABLE_KEYSTORE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_INIT_CALLBACK_VTABLE_KEYSTORE
+void uniffi_congdan_ffi_fn_init_callback_vtable_keystore(const UniffiVTableCallbackInterfaceKeystore* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_KEYSTORE_DEVICE_PUBLIC_KEY
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_KEYSTORE_DEVICE_PUBLIC_KEY
+RustBuffer uniffi_congdan_ffi_fn_method_keystore_device_public_key(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_KEYSTORE_SIGN
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_KEYSTORE_SIGN
+RustBuffer uniffi_congdan_ffi_fn_method_keystore_sign(uint64_t ptr, RustBuffer message, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_KEYSTORE_WRAP
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_KEYSTORE_WRAP
+RustBuffer uniffi_congdan_ffi_fn_method_keystore_wrap(uint64_t ptr, RustBuffer plaintext, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_KEYSTORE_UNWRAP
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_KEYSTORE_UNWRAP
+RustBuffer uniffi_congdan_ffi_fn_method_keystore_unwrap(uint64_t ptr, RustBuffer wrapped, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_NETWORKMONITOR
@@ -660,9 +775,69 @@ uint16_t uniffi_congdan_ffi_checksum_method_congdancore_catalog(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_IDENTITY
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_IDENTITY
+uint16_t uniffi_congdan_ffi_checksum_method_congdancore_identity(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_SYNC
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_SYNC
 uint16_t uniffi_congdan_ffi_checksum_method_congdancore_sync(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_IDENTITYAPI_ACCOUNT
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_IDENTITYAPI_ACCOUNT
+uint16_t uniffi_congdan_ffi_checksum_method_identityapi_account(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_IDENTITYAPI_LOGIN_FINISH
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_IDENTITYAPI_LOGIN_FINISH
+uint16_t uniffi_congdan_ffi_checksum_method_identityapi_login_finish(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_IDENTITYAPI_LOGIN_START
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_IDENTITYAPI_LOGIN_START
+uint16_t uniffi_congdan_ffi_checksum_method_identityapi_login_start(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_IDENTITYAPI_LOGOUT
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_IDENTITYAPI_LOGOUT
+uint16_t uniffi_congdan_ffi_checksum_method_identityapi_logout(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_IDENTITYAPI_SESSION_STATE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_IDENTITYAPI_SESSION_STATE
+uint16_t uniffi_congdan_ffi_checksum_method_identityapi_session_state(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_KEYSTORE_DEVICE_PUBLIC_KEY
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_KEYSTORE_DEVICE_PUBLIC_KEY
+uint16_t uniffi_congdan_ffi_checksum_method_keystore_device_public_key(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_KEYSTORE_SIGN
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_KEYSTORE_SIGN
+uint16_t uniffi_congdan_ffi_checksum_method_keystore_sign(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_KEYSTORE_WRAP
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_KEYSTORE_WRAP
+uint16_t uniffi_congdan_ffi_checksum_method_keystore_wrap(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_KEYSTORE_UNWRAP
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_KEYSTORE_UNWRAP
+uint16_t uniffi_congdan_ffi_checksum_method_keystore_unwrap(void
     
 );
 #endif

@@ -657,11 +657,51 @@ internal open class UniffiForeignFutureResultVoid(
 internal interface UniffiForeignFutureCompleteVoid : com.sun.jna.Callback {
     fun callback(`callbackData`: Long,`result`: UniffiForeignFutureResultVoid.UniffiByValue,)
 }
+internal interface UniffiCallbackInterfaceKeystoreMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceKeystoreMethod1 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`message`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceKeystoreMethod2 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`plaintext`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceKeystoreMethod3 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`wrapped`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+}
 internal interface UniffiCallbackInterfaceNetworkMonitorMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
 }
 internal interface UniffiCallbackInterfaceSyncProgressListenerMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`progress`: RustBuffer.ByValue,`uniffiOutReturn`: ByteByReference,uniffiCallStatus: UniffiRustCallStatus,)
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "devicePublicKey", "sign", "wrap", "unwrap")
+internal open class UniffiVTableCallbackInterfaceKeystore(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `devicePublicKey`: UniffiCallbackInterfaceKeystoreMethod0? = null,
+    @JvmField internal var `sign`: UniffiCallbackInterfaceKeystoreMethod1? = null,
+    @JvmField internal var `wrap`: UniffiCallbackInterfaceKeystoreMethod2? = null,
+    @JvmField internal var `unwrap`: UniffiCallbackInterfaceKeystoreMethod3? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `devicePublicKey`: UniffiCallbackInterfaceKeystoreMethod0? = null,
+        `sign`: UniffiCallbackInterfaceKeystoreMethod1? = null,
+        `wrap`: UniffiCallbackInterfaceKeystoreMethod2? = null,
+        `unwrap`: UniffiCallbackInterfaceKeystoreMethod3? = null,
+    ): UniffiVTableCallbackInterfaceKeystore(`uniffiFree`,`uniffiClone`,`devicePublicKey`,`sign`,`wrap`,`unwrap`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceKeystore) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `devicePublicKey` = other.`devicePublicKey`
+        `sign` = other.`sign`
+        `wrap` = other.`wrap`
+        `unwrap` = other.`unwrap`
+    }
+
 }
 @Structure.FieldOrder("uniffiFree", "uniffiClone", "currentState")
 internal open class UniffiVTableCallbackInterfaceNetworkMonitor(
@@ -735,7 +775,27 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_congdancore_catalog(
     ): Int
+    external fun uniffi_congdan_ffi_checksum_method_congdancore_identity(
+    ): Int
     external fun uniffi_congdan_ffi_checksum_method_congdancore_sync(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_identityapi_account(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_identityapi_login_finish(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_identityapi_login_start(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_identityapi_logout(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_identityapi_session_state(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_keystore_device_public_key(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_keystore_sign(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_keystore_wrap(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_keystore_unwrap(
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_networkmonitor_current_state(
     ): Int
@@ -759,6 +819,7 @@ internal object UniffiLib {
 
     init {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "congdan_ffi"))
+        uniffiCallbackInterfaceKeystore.register(this)
         uniffiCallbackInterfaceNetworkMonitor.register(this)
         uniffiCallbackInterfaceSyncProgressListener.register(this)
         
@@ -781,12 +842,42 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_congdan_ffi_fn_free_congdancore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
-    external fun uniffi_congdan_ffi_fn_constructor_congdancore_open(`settings`: RustBuffer.ByValue,`network`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_congdan_ffi_fn_constructor_congdancore_open(`settings`: RustBuffer.ByValue,`network`: Long,`keystore`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_congdan_ffi_fn_method_congdancore_catalog(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_congdan_ffi_fn_method_congdancore_identity(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_congdan_ffi_fn_method_congdancore_sync(`ptr`: Long,`listener`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_congdan_ffi_fn_clone_identityapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_congdan_ffi_fn_free_identityapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_congdan_ffi_fn_method_identityapi_account(`ptr`: Long,
+    ): Long
+    external fun uniffi_congdan_ffi_fn_method_identityapi_login_finish(`ptr`: Long,`callbackUrl`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_congdan_ffi_fn_method_identityapi_login_start(`ptr`: Long,`redirectUri`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_identityapi_logout(`ptr`: Long,
+    ): Long
+    external fun uniffi_congdan_ffi_fn_method_identityapi_session_state(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_clone_keystore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_congdan_ffi_fn_free_keystore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_congdan_ffi_fn_init_callback_vtable_keystore(`vtable`: UniffiVTableCallbackInterfaceKeystore,
+    ): Unit
+    external fun uniffi_congdan_ffi_fn_method_keystore_device_public_key(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_keystore_sign(`ptr`: Long,`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_keystore_wrap(`ptr`: Long,`plaintext`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_keystore_unwrap(`ptr`: Long,`wrapped`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_congdan_ffi_fn_clone_networkmonitor(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_congdan_ffi_fn_free_networkmonitor(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1319,6 +1410,25 @@ public object FfiConverterString: FfiConverter<String, RustBuffer.ByValue> {
     }
 }
 
+/**
+ * @suppress
+ */
+public object FfiConverterByteArray: FfiConverterRustBuffer<ByteArray> {
+    override fun read(buf: ByteBuffer): ByteArray {
+        val len = buf.getInt()
+        val byteArr = ByteArray(len)
+        buf.get(byteArr)
+        return byteArr
+    }
+    override fun allocationSize(value: ByteArray): ULong {
+        return 4UL + value.size.toULong()
+    }
+    override fun write(value: ByteArray, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        buf.put(value)
+    }
+}
+
 
 // This template implements a class for working with a Rust struct via a handle
 // to the live Rust struct on the other side of the FFI.
@@ -1756,6 +1866,8 @@ public interface CongdanCoreInterface {
     
     fun `catalog`(): CatalogApi
     
+    fun `identity`(): IdentityApi
+    
     /**
      * Pulls every change feed to its end. Offline is reported in the result's `state`, not
      * thrown. Cancelling the calling coroutine/task stops the sync between pages; every applied
@@ -1883,6 +1995,19 @@ open class CongdanCore: Disposable, AutoCloseable, CongdanCoreInterface
     }
     
 
+    override fun `identity`(): IdentityApi {
+            return FfiConverterTypeIdentityApi.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_congdancore_identity(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
     
     /**
      * Pulls every change feed to its end. Offline is reported in the result's `state`, not
@@ -1919,16 +2044,18 @@ open class CongdanCore: Disposable, AutoCloseable, CongdanCoreInterface
     companion object {
         
     /**
-     * Opens (creating on first use) the core's storage in `settings.data_dir`.
+     * Opens (creating on first use) the core's storage in `settings.data_dir`, with the
+     * phone's network monitor and keystore.
      */
-    @Throws(CongdanException::class) fun `open`(`settings`: CoreSettings, `network`: NetworkMonitor): CongdanCore {
+    @Throws(CongdanException::class) fun `open`(`settings`: CoreSettings, `network`: NetworkMonitor, `keystore`: Keystore): CongdanCore {
             return FfiConverterTypeCongdanCore.lift(
     uniffiRustCallWithError(CongdanException) { _status ->
     UniffiLib.uniffi_congdan_ffi_fn_constructor_congdancore_open(
     
         
         FfiConverterTypeCoreSettings.lower(`settings`),
-        FfiConverterTypeNetworkMonitor.lower(`network`),_status)
+        FfiConverterTypeNetworkMonitor.lower(`network`),
+        FfiConverterTypeKeystore.lower(`keystore`),_status)
 }
     )
     }
@@ -1959,6 +2086,832 @@ public object FfiConverterTypeCongdanCore: FfiConverter<CongdanCore, Long> {
     override fun allocationSize(value: CongdanCore) = 8UL
 
     override fun write(value: CongdanCore, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Login and session. Open `loginStart(...).authorizeUrl` in the system browser (Custom Tabs /
+ * ASWebAuthenticationSession, never a web view) and pass the address it returns to
+ * `loginFinish`.
+ */
+public interface IdentityApiInterface {
+    
+    /**
+     * Who the server says is logged in (an authenticated call; refreshes the token if due).
+     */
+    suspend fun `account`(): AccountInfo
+    
+    suspend fun `loginFinish`(`callbackUrl`: kotlin.String): AccountInfo
+    
+    /**
+     * `redirect_uri`: the app's `vn.congdan.app:/oauth2redirect`, or a loopback address.
+     */
+    fun `loginStart`(`redirectUri`: kotlin.String): LoginRequest
+    
+    /**
+     * Returns whether the server confirmed the revocation; the local session is wiped either way.
+     */
+    suspend fun `logout`(): kotlin.Boolean
+    
+    fun `sessionState`(): SessionState
+    
+    companion object
+}
+
+/**
+ * Login and session. Open `loginStart(...).authorizeUrl` in the system browser (Custom Tabs /
+ * ASWebAuthenticationSession, never a web view) and pass the address it returns to
+ * `loginFinish`.
+ */
+open class IdentityApi: Disposable, AutoCloseable, IdentityApiInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_congdan_ffi_fn_free_identityapi(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_congdan_ffi_fn_clone_identityapi(handle, status)
+        }
+    }
+
+    
+    /**
+     * Who the server says is logged in (an authenticated call; refreshes the token if due).
+     */
+    @Throws(CongdanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `account`() : AccountInfo {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_congdan_ffi_fn_method_identityapi_account(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_congdan_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeAccountInfo.lift(it) },
+        // Error FFI converter
+        CongdanException.ErrorHandler,
+    )
+    }
+
+    
+    @Throws(CongdanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `loginFinish`(`callbackUrl`: kotlin.String) : AccountInfo {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_congdan_ffi_fn_method_identityapi_login_finish(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`callbackUrl`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_congdan_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeAccountInfo.lift(it) },
+        // Error FFI converter
+        CongdanException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * `redirect_uri`: the app's `vn.congdan.app:/oauth2redirect`, or a loopback address.
+     */
+    @Throws(CongdanException::class)override fun `loginStart`(`redirectUri`: kotlin.String): LoginRequest {
+            return FfiConverterTypeLoginRequest.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_identityapi_login_start(
+        it,
+        
+        FfiConverterString.lower(`redirectUri`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Returns whether the server confirmed the revocation; the local session is wiped either way.
+     */
+    @Throws(CongdanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `logout`() : kotlin.Boolean {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_congdan_ffi_fn_method_identityapi_logout(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_poll_i8(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_complete_i8(future, continuation) },
+        { future -> UniffiLib.ffi_congdan_ffi_rust_future_free_i8(future) },
+        // lift function
+        { FfiConverterBoolean.lift(it) },
+        // Error FFI converter
+        CongdanException.ErrorHandler,
+    )
+    }
+
+    
+    @Throws(CongdanException::class)override fun `sessionState`(): SessionState {
+            return FfiConverterTypeSessionState.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_identityapi_session_state(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeIdentityApi: FfiConverter<IdentityApi, Long> {
+    override fun lower(value: IdentityApi): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): IdentityApi {
+        return IdentityApi(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): IdentityApi {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: IdentityApi) = 8UL
+
+    override fun write(value: IdentityApi, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * The phone's keystore (Android Keystore / iOS Secure Enclave): a P-256 device key that never
+ * leaves it, and wrapping of small secrets at rest. Any method may ask for user presence.
+ */
+public interface Keystore {
+    
+    /**
+     * The device key's public key as an uncompressed SEC1 point (65 bytes: 0x04 ‖ x ‖ y),
+     * creating the key on first use.
+     */
+    fun `devicePublicKey`(): kotlin.ByteArray
+    
+    /**
+     * ECDSA P-256 with SHA-256 over `message`, as 64 bytes `r ‖ s` (convert from DER).
+     */
+    fun `sign`(`message`: kotlin.ByteArray): kotlin.ByteArray
+    
+    /**
+     * Encrypts a small secret with a key that stays in the keystore (AES-GCM).
+     */
+    fun `wrap`(`plaintext`: kotlin.ByteArray): kotlin.ByteArray
+    
+    /**
+     * Reverses `wrap`; fails on anything this keystore did not wrap.
+     */
+    fun `unwrap`(`wrapped`: kotlin.ByteArray): kotlin.ByteArray
+    
+    companion object
+}
+
+/**
+ * The phone's keystore (Android Keystore / iOS Secure Enclave): a P-256 device key that never
+ * leaves it, and wrapping of small secrets at rest. Any method may ask for user presence.
+ */
+open class KeystoreImpl: Disposable, AutoCloseable, Keystore
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_congdan_ffi_fn_free_keystore(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_congdan_ffi_fn_clone_keystore(handle, status)
+        }
+    }
+
+    
+    /**
+     * The device key's public key as an uncompressed SEC1 point (65 bytes: 0x04 ‖ x ‖ y),
+     * creating the key on first use.
+     */
+    @Throws(PlatformException::class)override fun `devicePublicKey`(): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(PlatformException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_keystore_device_public_key(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * ECDSA P-256 with SHA-256 over `message`, as 64 bytes `r ‖ s` (convert from DER).
+     */
+    @Throws(PlatformException::class)override fun `sign`(`message`: kotlin.ByteArray): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(PlatformException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_keystore_sign(
+        it,
+        
+        FfiConverterByteArray.lower(`message`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Encrypts a small secret with a key that stays in the keystore (AES-GCM).
+     */
+    @Throws(PlatformException::class)override fun `wrap`(`plaintext`: kotlin.ByteArray): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(PlatformException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_keystore_wrap(
+        it,
+        
+        FfiConverterByteArray.lower(`plaintext`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Reverses `wrap`; fails on anything this keystore did not wrap.
+     */
+    @Throws(PlatformException::class)override fun `unwrap`(`wrapped`: kotlin.ByteArray): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(PlatformException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_keystore_unwrap(
+        it,
+        
+        FfiConverterByteArray.lower(`wrapped`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceKeystore {
+    internal object `devicePublicKey`: UniffiCallbackInterfaceKeystoreMethod0 {
+        override fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeKeystore.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`devicePublicKey`(
+                )
+            }
+            val writeReturn = { value: kotlin.ByteArray -> uniffiOutReturn.setValue(FfiConverterByteArray.lower(value)) }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: PlatformException -> FfiConverterTypePlatformError.lower(e) }
+            )
+        }
+    }
+    internal object `sign`: UniffiCallbackInterfaceKeystoreMethod1 {
+        override fun callback(`uniffiHandle`: Long,`message`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeKeystore.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`sign`(
+                    FfiConverterByteArray.lift(`message`),
+                )
+            }
+            val writeReturn = { value: kotlin.ByteArray -> uniffiOutReturn.setValue(FfiConverterByteArray.lower(value)) }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: PlatformException -> FfiConverterTypePlatformError.lower(e) }
+            )
+        }
+    }
+    internal object `wrap`: UniffiCallbackInterfaceKeystoreMethod2 {
+        override fun callback(`uniffiHandle`: Long,`plaintext`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeKeystore.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`wrap`(
+                    FfiConverterByteArray.lift(`plaintext`),
+                )
+            }
+            val writeReturn = { value: kotlin.ByteArray -> uniffiOutReturn.setValue(FfiConverterByteArray.lower(value)) }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: PlatformException -> FfiConverterTypePlatformError.lower(e) }
+            )
+        }
+    }
+    internal object `unwrap`: UniffiCallbackInterfaceKeystoreMethod3 {
+        override fun callback(`uniffiHandle`: Long,`wrapped`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeKeystore.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`unwrap`(
+                    FfiConverterByteArray.lift(`wrapped`),
+                )
+            }
+            val writeReturn = { value: kotlin.ByteArray -> uniffiOutReturn.setValue(FfiConverterByteArray.lower(value)) }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: PlatformException -> FfiConverterTypePlatformError.lower(e) }
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeKeystore.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeKeystore.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceKeystore.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `devicePublicKey`,
+        `sign`,
+        `wrap`,
+        `unwrap`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_congdan_ffi_fn_init_callback_vtable_keystore(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeKeystore: FfiConverter<Keystore, Long> {
+    internal val handleMap = UniffiHandleMap<Keystore>()
+
+    override fun lower(value: Keystore): Long {
+        if (value is KeystoreImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): Keystore {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return KeystoreImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): Keystore {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: Keystore) = 8UL
+
+    override fun write(value: Keystore, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -2607,6 +3560,54 @@ public object FfiConverterTypeSyncProgressListener: FfiConverter<SyncProgressLis
 
 
 
+data class AccountInfo (
+    var `accountId`: kotlin.String
+    , 
+    var `displayName`: kotlin.String
+    , 
+    var `nationalIdMasked`: kotlin.String
+    , 
+    var `roles`: List<kotlin.String>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAccountInfo: FfiConverterRustBuffer<AccountInfo> {
+    override fun read(buf: ByteBuffer): AccountInfo {
+        return AccountInfo(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterSequenceString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: AccountInfo) = (
+            FfiConverterString.allocationSize(value.`accountId`) +
+            FfiConverterString.allocationSize(value.`displayName`) +
+            FfiConverterString.allocationSize(value.`nationalIdMasked`) +
+            FfiConverterSequenceString.allocationSize(value.`roles`)
+    )
+
+    override fun write(value: AccountInfo, buf: ByteBuffer) {
+            FfiConverterString.write(value.`accountId`, buf)
+            FfiConverterString.write(value.`displayName`, buf)
+            FfiConverterString.write(value.`nationalIdMasked`, buf)
+            FfiConverterSequenceString.write(value.`roles`, buf)
+    }
+}
+
+
+
 data class Agency (
     var `code`: kotlin.String
     , 
@@ -2990,6 +3991,44 @@ public object FfiConverterTypeLocalizedText: FfiConverterRustBuffer<LocalizedTex
 
 
 
+data class LoginRequest (
+    var `authorizeUrl`: kotlin.String
+    , 
+    var `state`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLoginRequest: FfiConverterRustBuffer<LoginRequest> {
+    override fun read(buf: ByteBuffer): LoginRequest {
+        return LoginRequest(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: LoginRequest) = (
+            FfiConverterString.allocationSize(value.`authorizeUrl`) +
+            FfiConverterString.allocationSize(value.`state`)
+    )
+
+    override fun write(value: LoginRequest, buf: ByteBuffer) {
+            FfiConverterString.write(value.`authorizeUrl`, buf)
+            FfiConverterString.write(value.`state`, buf)
+    }
+}
+
+
+
 data class Procedure (
     var `code`: kotlin.String
     , 
@@ -3284,6 +4323,23 @@ sealed class CongdanException: kotlin.Exception() {
     }
     
     /**
+     * A login attempt failed; `code` says why (`state_mismatch`, `denied`, `code_rejected`, …).
+     */
+    class LoginFailed(
+        
+        val `code`: kotlin.String, 
+        
+        val `messageVi`: kotlin.String, 
+        
+        val `messageEn`: kotlin.String, 
+        
+        val `detail`: kotlin.String
+        ) : CongdanException() {
+        override val message
+            get() = "code=${ `code` }, messageVi=${ `messageVi` }, messageEn=${ `messageEn` }, detail=${ `detail` }"
+    }
+    
+    /**
      * The session is missing or expired: log in again. Local data is kept.
      */
     class LoginRequired(
@@ -3392,27 +4448,33 @@ public object FfiConverterTypeCongdanError : FfiConverterRustBuffer<CongdanExcep
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
-            5 -> CongdanException.LoginRequired(
+            5 -> CongdanException.LoginFailed(
                 FfiConverterString.read(buf),
-                FfiConverterString.read(buf),
-                FfiConverterString.read(buf),
-                )
-            6 -> CongdanException.InvalidInput(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
-            7 -> CongdanException.Platform(
+            6 -> CongdanException.LoginRequired(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
-            8 -> CongdanException.NotFound(
+            7 -> CongdanException.InvalidInput(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
-            9 -> CongdanException.Cancelled(
+            8 -> CongdanException.Platform(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            9 -> CongdanException.NotFound(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            10 -> CongdanException.Cancelled(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
@@ -3445,6 +4507,14 @@ public object FfiConverterTypeCongdanError : FfiConverterRustBuffer<CongdanExcep
                 + FfiConverterString.allocationSize(value.`detail`)
             )
             is CongdanException.Rejected -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`messageVi`)
+                + FfiConverterString.allocationSize(value.`messageEn`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is CongdanException.LoginFailed -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`code`)
@@ -3521,36 +4591,44 @@ public object FfiConverterTypeCongdanError : FfiConverterRustBuffer<CongdanExcep
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is CongdanException.LoginRequired -> {
+            is CongdanException.LoginFailed -> {
                 buf.putInt(5)
+                FfiConverterString.write(value.`code`, buf)
                 FfiConverterString.write(value.`messageVi`, buf)
                 FfiConverterString.write(value.`messageEn`, buf)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is CongdanException.InvalidInput -> {
+            is CongdanException.LoginRequired -> {
                 buf.putInt(6)
                 FfiConverterString.write(value.`messageVi`, buf)
                 FfiConverterString.write(value.`messageEn`, buf)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is CongdanException.Platform -> {
+            is CongdanException.InvalidInput -> {
                 buf.putInt(7)
                 FfiConverterString.write(value.`messageVi`, buf)
                 FfiConverterString.write(value.`messageEn`, buf)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is CongdanException.NotFound -> {
+            is CongdanException.Platform -> {
                 buf.putInt(8)
                 FfiConverterString.write(value.`messageVi`, buf)
                 FfiConverterString.write(value.`messageEn`, buf)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is CongdanException.Cancelled -> {
+            is CongdanException.NotFound -> {
                 buf.putInt(9)
+                FfiConverterString.write(value.`messageVi`, buf)
+                FfiConverterString.write(value.`messageEn`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is CongdanException.Cancelled -> {
+                buf.putInt(10)
                 FfiConverterString.write(value.`messageVi`, buf)
                 FfiConverterString.write(value.`messageEn`, buf)
                 FfiConverterString.write(value.`detail`, buf)
@@ -3595,6 +4673,41 @@ public object FfiConverterTypeFieldType: FfiConverterRustBuffer<FieldType> {
     override fun allocationSize(value: FieldType) = 4UL
 
     override fun write(value: FieldType, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+
+enum class LoginRequiredReason {
+    
+    NOT_LOGGED_IN,
+    EXPIRED,
+    REVOKED;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLoginRequiredReason: FfiConverterRustBuffer<LoginRequiredReason> {
+    override fun read(buf: ByteBuffer) = try {
+        LoginRequiredReason.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: LoginRequiredReason) = 4UL
+
+    override fun write(value: LoginRequiredReason, buf: ByteBuffer) {
         buf.putInt(value.ordinal + 1)
     }
 }
@@ -3734,11 +4847,117 @@ public object FfiConverterTypeProcedureKind: FfiConverterRustBuffer<ProcedureKin
 
 
 
+sealed class SessionState {
+    
+    object LoggedOut : SessionState()
+    
+    
+    data class Active(
+        val `account`: vn.congdan.core.AccountInfo, 
+        val `accessExpiresAtMs`: kotlin.Long) : SessionState()
+        
+    {
+        
+
+        companion object
+    }
+    
+    data class LoginRequired(
+        val `account`: vn.congdan.core.AccountInfo, 
+        val `reason`: vn.congdan.core.LoginRequiredReason) : SessionState()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSessionState : FfiConverterRustBuffer<SessionState>{
+    override fun read(buf: ByteBuffer): SessionState {
+        return when(buf.getInt()) {
+            1 -> SessionState.LoggedOut
+            2 -> SessionState.Active(
+                FfiConverterTypeAccountInfo.read(buf),
+                FfiConverterLong.read(buf),
+                )
+            3 -> SessionState.LoginRequired(
+                FfiConverterTypeAccountInfo.read(buf),
+                FfiConverterTypeLoginRequiredReason.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: SessionState): ULong = when(value) {
+        is SessionState.LoggedOut -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is SessionState.Active -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeAccountInfo.allocationSize(value.`account`)
+                + FfiConverterLong.allocationSize(value.`accessExpiresAtMs`)
+            )
+        }
+        is SessionState.LoginRequired -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeAccountInfo.allocationSize(value.`account`)
+                + FfiConverterTypeLoginRequiredReason.allocationSize(value.`reason`)
+            )
+        }
+    }
+
+    override fun write(value: SessionState, buf: ByteBuffer) {
+        when(value) {
+            is SessionState.LoggedOut -> {
+                buf.putInt(1)
+                Unit
+            }
+            is SessionState.Active -> {
+                buf.putInt(2)
+                FfiConverterTypeAccountInfo.write(value.`account`, buf)
+                FfiConverterLong.write(value.`accessExpiresAtMs`, buf)
+                Unit
+            }
+            is SessionState.LoginRequired -> {
+                buf.putInt(3)
+                FfiConverterTypeAccountInfo.write(value.`account`, buf)
+                FfiConverterTypeLoginRequiredReason.write(value.`reason`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
 
 enum class SyncState {
     
     UP_TO_DATE,
-    OFFLINE;
+    OFFLINE,
+    LOGIN_REQUIRED;
 
     
 
