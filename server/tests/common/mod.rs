@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod identity;
+
+use congdan_server::config::RateLimit;
 use congdan_server::{ServerConfig, RunningServer};
 
 pub struct Backend {
@@ -36,6 +39,8 @@ pub fn config(url: &str) -> ServerConfig {
     c.listen = "127.0.0.1:0".parse().unwrap();
     c.database_url = url.to_string();
     c.seed_demo_data = true;
+    // Every test client is 127.0.0.1, and the server's own calls to /dev-idp count too.
+    c.identity.auth_rate_limit = RateLimit { burst: 10_000, refill_secs: 0.001 };
     c
 }
 
