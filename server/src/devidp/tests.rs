@@ -331,6 +331,18 @@ async fn a_request_still_works_after_one_wrong_password_and_only_once() {
 }
 
 #[tokio::test]
+async fn a_form_without_action_logs_in() {
+    // Scripted browsers (the CLI's --demo-user, the Kotlin tests) post only the three fields.
+    let idp = TestIdp::new();
+    let request_id = idp.authorize(&[]).await.request_id();
+    let answer = idp
+        .post_form("/authorize", None, &[("request_id", &request_id), ("username", "lan"), ("password", DEMO_PASSWORD)])
+        .await;
+    assert_eq!(answer.status, StatusCode::FOUND);
+    assert!(answer.redirect_params().contains_key("code"));
+}
+
+#[tokio::test]
 async fn echoed_username_is_escaped() {
     let idp = TestIdp::new();
     let request_id = idp.authorize(&[]).await.request_id();
