@@ -7,6 +7,8 @@
 //! race), signs a DPoP proof for each attempt, and turns a dead session into the typed
 //! [`Error::LoginRequired`] while every local draft and cached datum stays.
 
+#[cfg(feature = "dev-browser")]
+pub mod dev_browser;
 mod dpop;
 pub mod national_id;
 mod pkce;

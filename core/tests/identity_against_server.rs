@@ -1,0 +1,341 @@
+//! The real core logging in against the real server and its built-in development identity
+//! provider on loopback: PKCE login, DPoP-bound calls, refresh (ahead of expiry, once for racing
+//! calls, and across a lost response), sealed tokens, offline, ended sessions, logout.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use congdan_core::identity::dev_browser;
+use congdan_core::identity::wire::AccountInfo;
+use congdan_core::identity::SessionState;
+use congdan_core::platform::Platform;
+use congdan_core::sync::SyncState;
+use congdan_core::{Core, CoreConfig, Error, LoginError, LoginRequiredReason};
+use congdan_server::db::Db;
+use congdan_server::{RunningServer, ServerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const REDIRECT: &str = "http://127.0.0.1:1/callback";
+
+fn config(dir: &std::path::Path) -> ServerConfig {
+    let mut config = ServerConfig::embedded(dir);
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config
+}
+
+async fn server(dir: &std::path::Path, tune: impl FnOnce(&mut ServerConfig)) -> RunningServer {
+    let mut config = config(dir);
+    tune(&mut config);
+    congdan_server::start(config).await.unwrap()
+}
+
+fn phone(dir: &std::path::Path, url: &str) -> Core {
+    Core::open(CoreConfig::new(dir, url), Platform::software(dir).unwrap()).unwrap()
+}
+
+async fn login(core: &Core, user: &str) -> Result<AccountInfo, Error> {
+    let request = core.identity().login_start(REDIRECT)?;
+    let callback = dev_browser::demo_login(&request.authorize_url, user, "demo", REDIRECT).await?;
+    core.identity().login_finish(&callback).await
+}
+
+/// Rows in a server table (the server's SQLite file, read directly).
+async fn count(s: &RunningServer, sql: &'static str) -> i64 {
+    match &s.state.db {
+        Db::Sqlite(pool) => pool.read("counting", move |c| c.query_row(sql, [], |r| r.get(0))).await.unwrap(),
+        Db::Postgres(_) => unreachable!("these tests run the embedded SQLite server"),
+    }
+}
+
+fn quiet(_: congdan_core::sync::SyncProgress) -> bool {
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_call_refresh_once_for_racing_calls_then_logout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server(&tmp.path().join("server"), |c| c.identity.access_token_ttl_secs = 2).await;
+    let core = phone(&tmp.path().join("phone"), &s.url());
+    assert_eq!(core.identity().state().unwrap(), SessionState::LoggedOut);
+    assert!(matches!(
+        core.identity().account().await,
+        Err(Error::LoginRequired { reason: LoginRequiredReason::NotLoggedIn })
+    ));
+
+    let account = login(&core, "lan").await.unwrap();
+    assert_eq!(account.display_name, "Nguyễn Thị Lan");
+    assert_eq!(account.national_id_masked, "079*******45");
+    assert_eq!(account.roles, vec!["resident".to_string()]);
+    assert!(matches!(core.identity().state().unwrap(), SessionState::Active { .. }));
+    assert_eq!(core.identity().account().await.unwrap(), account);
+
+    // One sync brings the catalog and the account feed (its profile change).
+    let report = core.sync(&quiet).await.unwrap();
+    assert_eq!(report.state, SyncState::UpToDate);
+    assert!(report.changes_applied >= 9, "catalog + profile: {}", report.changes_applied);
+    assert_eq!(count(&s, "SELECT count(*) FROM refresh_tokens").await, 1);
+
+    // The access token expires; eight calls race: all succeed after exactly one refresh.
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let core = core.clone();
+            tokio::spawn(async move { core.identity().account().await })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap().account_id, account.account_id);
+    }
+    assert_eq!(count(&s, "SELECT count(*) FROM refresh_tokens").await, 2, "one refresh for eight racing calls");
+
+    // Logout revokes the family on the server and wipes the session here; the catalog stays.
+    let procedures = core.catalog().status().unwrap().procedure_count;
+    assert!(core.identity().logout().await.unwrap());
+    assert_eq!(count(&s, "SELECT count(*) FROM token_families WHERE revoked_at IS NOT NULL").await, 1);
+    assert_eq!(core.identity().state().unwrap(), SessionState::LoggedOut);
+    assert!(matches!(core.identity().account().await, Err(Error::LoginRequired { .. })));
+    assert_eq!(core.catalog().status().unwrap().procedure_count, procedures);
+    assert_eq!(core.sync(&quiet).await.unwrap().state, SyncState::UpToDate, "the public feed needs no login");
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_sealed_at_rest_and_useless_without_the_keystore() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server(&tmp.path().join("server"), |_| {}).await;
+    let dir = tmp.path().join("phone");
+    let core = phone(&dir, &s.url());
+    login(&core, "minh").await.unwrap();
+    drop(core);
+
+    // Neither token is in the database file or its WAL in the clear: no access token (a signed
+    // statement starts with "CD\x01", "Q0QB" in base64url) and no token JSON.
+    let mut bytes = std::fs::read(dir.join(Core::DATABASE_FILE)).unwrap();
+    bytes.extend(std::fs::read(dir.join(format!("{}-wal", Core::DATABASE_FILE))).unwrap_or_default());
+    let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(!contains(b"Q0QB"), "an access token in the clear");
+    assert!(!contains(b"refresh_token"), "token JSON in the clear");
+    assert!(!contains(b"079204001234"), "the national ID number");
+
+    // The same files with another device's keystore: the session cannot be opened.
+    let copy = tmp.path().join("copied-phone");
+    std::fs::create_dir_all(&copy).unwrap();
+    for name in [Core::DATABASE_FILE.to_string(), format!("{}-wal", Core::DATABASE_FILE)] {
+        if dir.join(&name).exists() {
+            std::fs::copy(dir.join(&name), copy.join(&name)).unwrap();
+        }
+    }
+    let thief = Core::open(
+        CoreConfig::new(&copy, s.url()),
+        Platform::software(&tmp.path().join("other-keystore")).unwrap(),
+    )
+    .unwrap();
+    assert!(matches!(thief.identity().account().await, Err(Error::Platform { service: "keystore", .. })));
+
+    // The owner, reopened, still works.
+    let owner = phone(&dir, &s.url());
+    assert_eq!(owner.identity().account().await.unwrap().display_name, "Trần Văn Minh");
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_keeps_the_session_and_only_server_calls_wait() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server(&tmp.path().join("server"), |_| {}).await;
+    let url = s.url();
+    let core = phone(&tmp.path().join("phone"), &url);
+    login(&core, "lan").await.unwrap();
+    core.sync(&quiet).await.unwrap();
+    s.shutdown().await;
+
+    assert!(matches!(core.identity().account().await, Err(Error::Offline(_))));
+    assert_eq!(core.sync(&quiet).await.unwrap().state, SyncState::Offline);
+    assert!(matches!(core.identity().state().unwrap(), SessionState::Active { .. }));
+    assert_eq!(core.catalog().search("tam tru", 5).unwrap()[0].code, "CT-TAM-TRU");
+    // Logging out offline wipes the session here; the server could not be told.
+    assert!(!core.identity().logout().await.unwrap());
+    assert_eq!(core.identity().state().unwrap(), SessionState::LoggedOut);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_session_asks_for_login_and_keeps_everything_local() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server(&tmp.path().join("server"), |c| {
+        c.identity.access_token_ttl_secs = 1;
+        c.identity.refresh_token_ttl_secs = 1;
+    })
+    .await;
+    let core = phone(&tmp.path().join("phone"), &s.url());
+    let account = login(&core, "lan").await.unwrap();
+    core.sync(&quiet).await.unwrap();
+    let procedures = core.catalog().status().unwrap().procedure_count;
+
+    // Both tokens run out: the refresh is refused, the session says why, local data stays.
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert!(matches!(
+        core.identity().account().await,
+        Err(Error::LoginRequired { reason: LoginRequiredReason::Expired })
+    ));
+    match core.identity().state().unwrap() {
+        SessionState::LoginRequired { account: shown, reason } => {
+            assert_eq!(shown, account);
+            assert_eq!(reason, LoginRequiredReason::Expired);
+        }
+        other => panic!("expected LoginRequired, got {other:?}"),
+    }
+    let report = core.sync(&quiet).await.unwrap();
+    assert_eq!(report.state, SyncState::LoginRequired, "public feed synced, account data waits");
+    assert_eq!(core.catalog().status().unwrap().procedure_count, procedures);
+
+    // Logging in again brings the session back.
+    login(&core, "lan").await.unwrap();
+    assert!(matches!(core.identity().state().unwrap(), SessionState::Active { .. }));
+
+    // A session revoked on the server (another device logged it out, an operator blocked it).
+    let family: String = match &s.state.db {
+        Db::Sqlite(pool) => pool
+            .read("family", |c| {
+                c.query_row("SELECT id FROM token_families ORDER BY created_at DESC, rowid DESC LIMIT 1", [], |r| r.get(0))
+            })
+            .await
+            .unwrap(),
+        Db::Postgres(_) => unreachable!(),
+    };
+    congdan_server::identity::store::revoke_family(&s.state.db, &family, "test").await.unwrap();
+    let refused = core.identity().account().await;
+    assert!(matches!(refused, Err(Error::LoginRequired { reason: LoginRequiredReason::Revoked })), "{refused:?}");
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_callbacks_that_are_not_ours_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server(&tmp.path().join("server"), |_| {}).await;
+    let core = phone(&tmp.path().join("phone"), &s.url());
+    let identity = core.identity();
+    assert!(matches!(
+        identity.login_finish(&format!("{REDIRECT}?code=x&state=y")).await,
+        Err(Error::Login(LoginError::NoPendingLogin))
+    ));
+    let request = identity.login_start(REDIRECT).unwrap();
+    let callback = dev_browser::demo_login(&request.authorize_url, "lan", "demo", REDIRECT).await.unwrap();
+    // Another state (a forged redirect), another address: refused, the real one still works.
+    let forged = callback.replace(&format!("state={}", request.state), "state=forged");
+    assert!(matches!(identity.login_finish(&forged).await, Err(Error::Login(LoginError::StateMismatch))));
+    let elsewhere = callback.replace("127.0.0.1:1", "127.0.0.1:2");
+    assert!(matches!(identity.login_finish(&elsewhere).await, Err(Error::Login(LoginError::RedirectMismatch))));
+    identity.login_finish(&callback).await.unwrap();
+    // The same answer again: no login is pending any more.
+    assert!(matches!(identity.login_finish(&callback).await, Err(Error::Login(LoginError::NoPendingLogin))));
+    // A code replayed under a new attempt: the server refuses the used code.
+    let again = identity.login_start(REDIRECT).unwrap();
+    let code = callback.split("code=").nth(1).unwrap().split('&').next().unwrap();
+    let replayed = format!("{REDIRECT}?code={code}&state={}", again.state);
+    assert!(matches!(identity.login_finish(&replayed).await, Err(Error::Login(LoginError::CodeRejected(_)))));
+    // A refused login at the provider.
+    let denied = identity.login_start(REDIRECT).unwrap();
+    let answer = format!("{REDIRECT}?error=access_denied&state={}", denied.state);
+    assert!(matches!(identity.login_finish(&answer).await, Err(Error::Login(LoginError::Denied(_)))));
+    // A wrong password never produces a callback.
+    let attempt = identity.login_start(REDIRECT).unwrap();
+    assert!(dev_browser::demo_login(&attempt.authorize_url, "lan", "wrong", REDIRECT).await.is_err());
+    s.shutdown().await;
+}
+
+/// A loopback proxy that answers requests one by one and, while armed, delivers only half of the
+/// response to the next refresh-token request (after the server has committed it), then cuts
+/// the connection: the phone never learns its new tokens.
+struct LosingProxy {
+    addr: std::net::SocketAddr,
+    armed: Arc<AtomicBool>,
+}
+
+async fn read_http_message(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length {
+                buf.truncate(end + 4 + length);
+                return Some(buf);
+            }
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+impl LosingProxy {
+    async fn start(upstream: Arc<std::sync::Mutex<Option<std::net::SocketAddr>>>) -> LosingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let armed = Arc::new(AtomicBool::new(false));
+        let armed_task = armed.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.lock().unwrap().expect("upstream set");
+                let armed = armed_task.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(upstream).await else { return };
+                    while let Some(request) = read_http_message(&mut client).await {
+                        let is_refresh = request.windows(26).any(|w| w == b"grant_type=refresh_token&r");
+                        server.write_all(&request).await.unwrap();
+                        let Some(response) = read_http_message(&mut server).await else { return };
+                        if is_refresh && armed.swap(false, Ordering::SeqCst) {
+                            let _ = client.write_all(&response[..response.len() / 2]).await;
+                            return;
+                        }
+                        if client.write_all(&response).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        LosingProxy { addr, armed }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_whose_response_was_lost_is_retried_without_logging_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let upstream = Arc::new(std::sync::Mutex::new(None));
+    let proxy = LosingProxy::start(upstream.clone()).await;
+    // The phone knows the server by the proxy's address, so DPoP proofs name that URL.
+    let proxy_url = proxy.url();
+    let s = server(&tmp.path().join("server"), |c| {
+        c.identity.access_token_ttl_secs = 1;
+        c.identity.public_url = Some(proxy_url.clone());
+    })
+    .await;
+    *upstream.lock().unwrap() = Some(s.addr);
+    let core = phone(&tmp.path().join("phone"), &proxy.url());
+    let account = login(&core, "lan").await.unwrap();
+
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    proxy.armed.store(true, Ordering::SeqCst);
+    // The refresh succeeds on the server, its answer is lost, the client retries with the old
+    // refresh token (fresh DPoP proof): the grace window answers, the resident stays logged in.
+    assert_eq!(core.identity().account().await.unwrap().account_id, account.account_id);
+    assert!(!proxy.armed.load(Ordering::SeqCst), "the fault was injected");
+    assert_eq!(count(&s, "SELECT count(*) FROM token_families WHERE revoked_at IS NULL").await, 1);
+    // The rotation continues normally afterwards.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(core.identity().account().await.unwrap().account_id, account.account_id);
+    assert!(matches!(core.identity().state().unwrap(), SessionState::Active { .. }));
+    s.shutdown().await;
+}
