@@ -41,3 +41,39 @@ async fn catalog_sync_then_list_search_show_offline() {
     let (ok, _, err) = congdan(&phone, "http://example.com", &["catalog", "list"]);
     assert!(!ok && err.contains("không hợp lệ"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_whoami_sync_logout_against_the_built_in_provider() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = congdan_server::ServerConfig::embedded(&tmp.path().join("server"));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let server = congdan_server::start(config).await.unwrap();
+    let url = server.url();
+    let phone = tmp.path().join("phone");
+
+    let (ok, out, _) = congdan(&phone, &url, &["session"]);
+    assert!(ok && out.contains("Chưa đăng nhập"), "{out}");
+    let (ok, _, err) = congdan(&phone, &url, &["whoami"]);
+    assert!(!ok && err.contains("đăng nhập lại"), "{err}");
+
+    let (ok, out, err) = congdan(&phone, &url, &["login", "--demo-user", "staff"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Đăng nhập thành công") && out.contains("Lê Văn Hùng"), "{out}");
+    assert!(out.contains("agency:UBND-P-BEN-THANH"), "roles come from the server's configuration: {out}");
+    assert!(!out.contains("079088004321") && !err.contains("079088004321"), "the national ID is shown masked");
+
+    let (ok, out, err) = congdan(&phone, &url, &["--english", "whoami"]);
+    assert!(ok && out.contains("National ID: 079*******21"), "{out}{err}");
+    let (ok, out, err) = congdan(&phone, &url, &["sync"]);
+    assert!(ok && out.starts_with("Đã cập nhật"), "{out}{err}");
+
+    let (ok, out, _) = congdan(&phone, &url, &["logout"]);
+    assert!(ok && out.contains("Đã đăng xuất"), "{out}");
+    let (ok, _, err) = congdan(&phone, &url, &["whoami"]);
+    assert!(!ok && err.contains("đăng nhập lại"), "{err}");
+
+    // A wrong demo user is a clear refusal, not a crash.
+    let (ok, _, err) = congdan(&phone, &url, &["--english", "login", "--demo-user", "nobody"]);
+    assert!(!ok && err.contains("cancelled or refused"), "{err}");
+    server.shutdown().await;
+}
