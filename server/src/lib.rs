@@ -12,6 +12,7 @@ pub mod devidp;
 pub mod error;
 pub mod feed;
 pub mod identity;
+pub mod logging;
 pub mod openapi;
 pub mod sync;
 

@@ -112,12 +112,7 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=info".into()),
-        )
-        .init();
+    tracing_subscriber::fmt().with_env_filter(congdan_server::logging::from_env()).init();
     let cli = Cli::parse();
     let embedded = cli.database_url.is_none();
     let database_url = cli.database_url.clone().unwrap_or_else(|| sqlite_url(&cli.data_dir.join("congdan-server.db")));

@@ -1,0 +1,99 @@
+//! Nothing secret reaches the log, even at TRACE: a whole login through the development provider,
+//! a refresh, an authenticated request, a few failures and a logout, then the captured log text
+//! is searched for every token, code, verifier, the client secret and the national ID number.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use common::identity::{self as id, Device};
+use common::Backend;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One subscriber for the whole test binary, at TRACE, with the server's own filter rules.
+fn captured_log() -> &'static Captured {
+    static LOG: OnceLock<Captured> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter(congdan_server::logging::filter("trace"))
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        captured
+    })
+}
+
+on_both_backends!(a_whole_session_leaves_no_secret_in_the_log, |b: Backend| async move {
+    let log = captured_log();
+    let s = common::start(&b.url).await;
+    let base = s.url();
+    let mut secrets: Vec<(String, &str)> = Vec::new();
+
+    // The browser part, keeping the provider's code from the callback URL.
+    let app_code = id::browser_login(&base, "lan").await;
+    secrets.push((app_code.code.clone(), "app code"));
+    secrets.push((app_code.verifier.clone(), "app PKCE verifier"));
+    let client_secret = s.state.identity.dev_idp.as_ref().unwrap().client_secret.clone();
+    secrets.push((client_secret, "client secret"));
+
+    // A failure first: a wrong verifier burns a code.
+    let burnt = id::browser_login(&base, "lan").await;
+    secrets.push((burnt.code.clone(), "burnt app code"));
+    let device = Device::new();
+    let mut nonce = None;
+    let wrong = id::AppCode { code: burnt.code.clone(), verifier: "w".repeat(43), redirect_uri: burnt.redirect_uri.clone() };
+    assert_eq!(id::error_code(id::redeem(&base, &device, &mut nonce, &wrong).await).await, "pkce_mismatch");
+
+    let r = id::redeem(&base, &device, &mut nonce, &app_code).await;
+    assert_eq!(r.status(), 200);
+    let tokens: congdan_core::identity::wire::TokenResponse = r.json().await.unwrap();
+    let mut session = id::Session { base: base.clone(), device, tokens, nonce };
+    secrets.push((session.tokens.access_token.clone(), "access token"));
+    secrets.push((session.tokens.refresh_token.clone(), "refresh token"));
+    // The burnt code again (the good one again would revoke this session).
+    let burnt_again = id::AppCode { code: burnt.code.clone(), verifier: burnt.verifier.clone(), redirect_uri: burnt.redirect_uri.clone() };
+    assert_eq!(id::error_code(id::redeem(&base, &session.device, &mut session.nonce, &burnt_again).await).await, "invalid_grant");
+
+    assert_eq!(session.request("GET", "/v1/me", None).await.status(), 200);
+    let r = session.refresh().await;
+    assert_eq!(r.status(), 200);
+    session.tokens = r.json().await.unwrap();
+    secrets.push((session.tokens.access_token.clone(), "refreshed access token"));
+    secrets.push((session.tokens.refresh_token.clone(), "refreshed refresh token"));
+    assert_eq!(session.request("GET", "/v1/me", None).await.status(), 200);
+
+    // More failures: a token with another device, a refresh from another device, garbage.
+    let mut thief = id::Session { base: base.clone(), device: Device::new(), tokens: session.tokens.clone(), nonce: None };
+    assert_eq!(id::error_code(thief.request("GET", "/v1/me", None).await).await, "dpop_key_mismatch");
+    assert_eq!(id::error_code(thief.refresh().await).await, "dpop_key_mismatch");
+    let r = id::http().get(format!("{base}/v1/me")).header("Authorization", "DPoP not-a-token").send().await.unwrap();
+    assert_eq!(id::error_code(r).await, "invalid_token");
+
+    assert_eq!(session.request("POST", "/v1/auth/logout", None).await.status(), 204);
+    assert_eq!(id::error_code(session.request("GET", "/v1/me", None).await).await, "token_revoked");
+    s.shutdown().await;
+
+    let text = String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
+    assert!(text.contains("login completed"), "the log was captured");
+    assert!(text.contains("TRACE") || text.contains("DEBUG"), "captured at the finest level");
+    for (secret, what) in &secrets {
+        assert!(!text.contains(secret.as_str()), "the {what} appears in the log");
+    }
+    assert!(!text.contains("079165012345"), "the national ID number appears in the log");
+    assert!(!text.contains("165012345"), "part of the national ID number appears in the log");
+});
