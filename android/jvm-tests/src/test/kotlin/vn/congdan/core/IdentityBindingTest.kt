@@ -16,7 +16,7 @@ import java.nio.file.Files
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class IdentityBindingTest {
     // Access tokens live 3 s here, so the test sees them expire and get refreshed.
-    private val server = TestServer("--access-token-ttl", "3")
+    private val server = TestServer("--access-token-ttl", "3", "--auth-rate-burst", "200")
     private val redirectUri = "http://127.0.0.1:1/callback"
 
     @AfterAll
