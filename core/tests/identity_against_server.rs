@@ -133,6 +133,9 @@ async fn tokens_are_sealed_at_rest_and_useless_without_the_keystore() {
     )
     .unwrap();
     assert!(matches!(thief.identity().account().await, Err(Error::Platform { service: "keystore", .. })));
+    // A phone whose keystore lost its key is not stuck: a new login replaces the unreadable session.
+    login(&thief, "lan").await.unwrap();
+    assert_eq!(thief.identity().account().await.unwrap().display_name, "Nguyễn Thị Lan");
 
     // The owner, reopened, still works.
     let owner = phone(&dir, &s.url());

@@ -107,7 +107,7 @@ impl Session<'_> {
             .map_err(|_| Error::InvalidConfig("login redirect URI is not a URI".into()))?;
         let verifier = pkce::new_verifier()?;
         let state = pkce::new_state()?;
-        let key = self.state.vault.key(self.store, self.keystore.as_ref())?;
+        let key = self.state.vault.key_for_login(self.store, self.keystore.as_ref())?;
         let sealed = session::seal_verifier(&key, &verifier)?;
         self.store.write("starting a login", |tx| {
             tx.execute(

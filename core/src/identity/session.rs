@@ -100,6 +100,22 @@ impl Vault {
         Ok(key)
     }
 
+    /// The data key for a new login. If the stored one cannot be unwrapped any more (the
+    /// keystore was reset, the key invalidated by a new fingerprint, a restored backup from
+    /// another phone), the unreadable session is dropped and a new key made, so the resident can
+    /// always log in again instead of being stuck. Drafts and cached data are untouched.
+    pub fn key_for_login(&self, store: &Store, keystore: &dyn Keystore) -> Result<std::sync::Arc<SealingKey>> {
+        match self.key(store, keystore) {
+            Err(Error::Platform { service: "keystore", .. }) => {
+                tracing::warn!("the stored session key cannot be unwrapped; starting a fresh session");
+                wipe(store)?;
+                self.forget();
+                self.key(store, keystore)
+            }
+            other => other,
+        }
+    }
+
     /// Forgets the key in memory (after it was deleted from the store).
     pub fn forget(&self) {
         *self.key.lock().unwrap_or_else(|p| p.into_inner()) = None;
