@@ -12,12 +12,18 @@ fn congdan(data_dir: &std::path::Path, server: &str, args: &[&str]) -> (bool, St
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn catalog_sync_then_list_search_show_offline() {
+/// The embedded default server (SQLite, demo data, development identity provider) on a free port.
+async fn embedded_server() -> (tempfile::TempDir, congdan_server::RunningServer) {
     let tmp = tempfile::tempdir().unwrap();
     let mut config = congdan_server::ServerConfig::embedded(&tmp.path().join("server"));
     config.listen = "127.0.0.1:0".parse().unwrap();
     let server = congdan_server::start(config).await.unwrap();
+    (tmp, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_sync_then_list_search_show_offline() {
+    let (tmp, server) = embedded_server().await;
     let url = server.url();
     let phone = tmp.path().join("phone");
 
@@ -44,10 +50,7 @@ async fn catalog_sync_then_list_search_show_offline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_whoami_sync_logout_against_the_built_in_provider() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut config = congdan_server::ServerConfig::embedded(&tmp.path().join("server"));
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    let server = congdan_server::start(config).await.unwrap();
+    let (tmp, server) = embedded_server().await;
     let url = server.url();
     let phone = tmp.path().join("phone");
 

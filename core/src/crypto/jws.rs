@@ -67,7 +67,7 @@ impl JwsAlgorithm {
 
 /// A public JSON Web Key (RFC 7517): EC P-256, OKP Ed25519 or RSA. Private members are never
 /// read (a JWK carrying `d` is refused where a public key is expected).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwk {
     pub kty: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,12 +125,7 @@ impl Jwk {
             crv: Some("P-256".into()),
             x: Some(b64url(&point[1..33])),
             y: Some(b64url(&point[33..65])),
-            n: None,
-            e: None,
-            d: None,
-            kid: None,
-            alg: None,
-            key_use: None,
+            ..Jwk::default()
         })
     }
 
@@ -142,13 +137,7 @@ impl Jwk {
             kty: "OKP".into(),
             crv: Some("Ed25519".into()),
             x: Some(b64url(public)),
-            y: None,
-            n: None,
-            e: None,
-            d: None,
-            kid: None,
-            alg: None,
-            key_use: None,
+            ..Jwk::default()
         })
     }
 
