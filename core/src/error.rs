@@ -29,7 +29,13 @@ pub enum Error {
     #[error("server unreachable: {0}")]
     Offline(String),
     #[error("server rejected the request ({status} {code}): {message}")]
-    ServerRejected { status: u16, code: String, message: String },
+    ServerRejected {
+        status: u16,
+        code: String,
+        message: String,
+        /// Structured details the server sent with the refusal (field issues of a submission).
+        details: serde_json::Value,
+    },
     #[error("not authorised by the server ({status} {code})")]
     Unauthorised { status: u16, code: String },
     #[error("login required: {reason:?}")]

@@ -67,6 +67,7 @@ impl IntoResponse for ApiError {
                 code: self.code.to_string(),
                 message: self.message,
                 message_vi: Some(self.message_vi.to_string()),
+                details: None,
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();

@@ -172,7 +172,7 @@ impl Session<'_> {
         ]);
         let device = self.device_key()?;
         let auth = DpopAuth { key: &device, access_token: None, clock_offset_ms: self.client.clock_offset_ms() };
-        let request = ApiRequest { method: Method::POST, path: wire::TOKEN_PATH, body: Some((body, FORM)), auth: Some(&auth) };
+        let request = ApiRequest { method: Method::POST, path: wire::TOKEN_PATH, body: Some((body, FORM)), auth: Some(&auth), idempotency_key: None };
         let response: TokenResponse = match self.client.send(request).await {
             Ok(r) => r,
             // The code is single-use: whatever the server refused, this attempt is over.
@@ -263,7 +263,7 @@ impl Session<'_> {
             ("refresh_token", &tokens.refresh_token),
             ("client_id", wire::APP_CLIENT_ID),
         ]);
-        let request = ApiRequest { method: Method::POST, path: wire::TOKEN_PATH, body: Some((body, FORM)), auth: Some(&auth) };
+        let request = ApiRequest { method: Method::POST, path: wire::TOKEN_PATH, body: Some((body, FORM)), auth: Some(&auth), idempotency_key: None };
         // A lost response leaves the old refresh token here; the server's grace window accepts
         // it once more from this device, so a bad network never logs the resident out.
         let response: TokenResponse = match self.client.send(request).await {
@@ -295,13 +295,15 @@ impl Session<'_> {
         method: Method,
         path: &str,
         body: Option<(Vec<u8>, &'static str)>,
+        idempotency_key: Option<&str>,
     ) -> Result<T> {
         let device = self.device_key()?;
         let mut token = self.access_token().await?;
         let mut refreshed = false;
         loop {
             let auth = DpopAuth { key: &device, access_token: Some(&token), clock_offset_ms: self.client.clock_offset_ms() };
-            let request = ApiRequest { method: method.clone(), path, body: body.clone(), auth: Some(&auth) };
+            let request =
+                ApiRequest { method: method.clone(), path, body: body.clone(), auth: Some(&auth), idempotency_key };
             match self.client.send(request).await {
                 Err(Error::Unauthorised { code, .. }) if code == codes::TOKEN_EXPIRED && !refreshed => {
                     // The phone's clock ran ahead of the server's view: renew once and retry.
@@ -323,7 +325,7 @@ impl Session<'_> {
     pub async fn logout(&self) -> Result<bool> {
         let revoked = match self.active_account()? {
             None => false,
-            Some(_) => match self.send_authorized::<serde_json::Value>(Method::POST, wire::LOGOUT_PATH, None).await {
+            Some(_) => match self.send_authorized::<serde_json::Value>(Method::POST, wire::LOGOUT_PATH, None, None).await {
                 Ok(_) => true,
                 // Already dead on the server: nothing left to revoke.
                 Err(Error::LoginRequired { .. }) => true,
@@ -341,7 +343,7 @@ impl Session<'_> {
 
     /// `GET /v1/me`: who the server says is logged in.
     pub async fn account(&self) -> Result<AccountInfo> {
-        self.send_authorized(Method::GET, wire::ME_PATH, None).await
+        self.send_authorized(Method::GET, wire::ME_PATH, None, None).await
     }
 }
 

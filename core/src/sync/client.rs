@@ -93,6 +93,9 @@ pub struct ApiRequest<'a> {
     pub path: &'a str,
     pub body: Option<(Vec<u8>, &'static str)>,
     pub auth: Option<&'a dyn RequestAuth>,
+    /// Sent as `Idempotency-Key` (IETF draft: a quoted structured-field string) so a retried
+    /// command is answered with its first result instead of being done twice.
+    pub idempotency_key: Option<&'a str>,
 }
 
 /// Checks a server URL: HTTPS, or plain HTTP to this machine (development and tests).
@@ -175,7 +178,7 @@ impl ApiClient {
     /// idempotency key).
     pub async fn post_json<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
         let payload = serde_json::to_vec(body).map_err(|e| Error::BadData(e.to_string()))?;
-        self.send(ApiRequest { method: Method::POST, path, body: Some((payload, "application/json")), auth: None })
+        self.send(ApiRequest { method: Method::POST, path, body: Some((payload, "application/json")), auth: None, idempotency_key: None })
             .await
     }
 
@@ -211,6 +214,9 @@ impl ApiClient {
         let mut builder = self.http.request(request.method.clone(), url.clone()).header(header::ACCEPT, "application/json");
         if let Some((payload, content_type)) = &request.body {
             builder = builder.header(header::CONTENT_TYPE, *content_type).body(payload.clone());
+        }
+        if let Some(key) = request.idempotency_key {
+            builder = builder.header("idempotency-key", format!("\"{key}\""));
         }
         if let Some(auth) = request.auth {
             match auth.headers(&request.method, url, self.current_nonce().as_deref()) {
@@ -277,9 +283,9 @@ impl ApiClient {
                     .map_err(|e| Error::BadData(format!("response from {}: {e}", url.path()))),
             );
         }
-        let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(b) => (b.error.code, b.error.message),
-            Err(_) => ("unknown".to_string(), format!("HTTP {status}")),
+        let (code, message, details) = match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(b) => (b.error.code, b.error.message, b.error.details.unwrap_or_default()),
+            Err(_) => ("unknown".to_string(), format!("HTTP {status}"), serde_json::Value::Null),
         };
         let error = match status {
             StatusCode::UNAUTHORIZED => {
@@ -288,7 +294,7 @@ impl ApiClient {
                 }
                 Error::Unauthorised { status: status.as_u16(), code }
             }
-            _ => Error::ServerRejected { status: status.as_u16(), code, message },
+            _ => Error::ServerRejected { status: status.as_u16(), code, message, details },
         };
         let transient = matches!(
             status,

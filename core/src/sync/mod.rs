@@ -148,7 +148,7 @@ pub(crate) async fn pull_all(
         let sent_at = now_millis();
         let result: Result<PullResponse> = if account.is_some() {
             let body = serde_json::to_vec(&request).map_err(|e| Error::BadData(e.to_string()))?;
-            session.send_authorized(client::Method::POST, PULL_PATH, Some((body, "application/json"))).await
+            session.send_authorized(client::Method::POST, PULL_PATH, Some((body, "application/json")), None).await
         } else {
             client.post_json(PULL_PATH, &request).await
         };

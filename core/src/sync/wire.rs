@@ -64,6 +64,9 @@ pub struct ErrorDetail {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_vi: Option<String>,
+    /// Structured details (the field issues of a refused submission).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
 }
 
 const CURSOR_VERSION: &str = "1";
