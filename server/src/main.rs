@@ -59,8 +59,9 @@ struct ServeArgs {
     #[arg(long, env = "CONGDAN_KEY_ROTATION", default_value_t = 7 * 86_400)]
     key_rotation: u64,
     /// Grant a role: NATIONAL_ID=agency:CODE or NATIONAL_ID=operator:CODE (repeatable).
+    /// (Parsed by us, not by clap, whose error would repeat the number.)
     #[arg(long = "grant-role", value_name = "NATIONAL_ID=ROLE")]
-    grant_role: Vec<RoleGrant>,
+    grant_role: Vec<String>,
     /// Another allowed app redirect URI (repeatable).
     #[arg(long = "app-redirect-uri")]
     app_redirect_uri: Vec<String>,
@@ -160,7 +161,8 @@ fn identity_config(args: &ServeArgs, embedded: bool) -> Result<IdentityConfig, S
     identity.refresh_grace_secs = args.refresh_grace;
     identity.refresh_token_ttl_secs = args.refresh_token_ttl;
     identity.key_rotation_secs = args.key_rotation;
-    identity.role_grants = args.grant_role.clone();
+    identity.role_grants =
+        args.grant_role.iter().map(|g| g.parse::<RoleGrant>()).collect::<Result<_, _>>().map_err(|e| format!("--grant-role: {e}"))?;
     if let Ok(env) = std::env::var("CONGDAN_ROLE_GRANTS") {
         identity.role_grants.extend(parse_role_grants(&env).map_err(|e| format!("CONGDAN_ROLE_GRANTS: {e}"))?);
     }

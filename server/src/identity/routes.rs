@@ -178,6 +178,8 @@ pub struct CallbackParams {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
+    /// RFC 9207: when the provider names itself, it must be ours (mix-up defence).
+    iss: Option<String>,
 }
 
 /// `GET /v1/auth/callback`: the browser back from the provider.
@@ -196,6 +198,10 @@ pub async fn callback(State(state): State<AppState>, ApiQuery(p): ApiQuery<Callb
         .await?
         .ok_or_else(invalid_state)?;
     let app_error = |error: &str| redirect(&with_query(&transaction.app_redirect_uri, &[("error", error), ("state", &transaction.app_state)]));
+    if p.iss.as_deref().is_some_and(|iss| iss != identity.oidc.verifier().issuer) {
+        tracing::warn!("login failed: the callback names another issuer");
+        return app_error("access_denied");
+    }
     let code = match (p.error, p.code) {
         (None, Some(code)) if !code.is_empty() && code.len() <= 2048 => code,
         (error, _) => {
