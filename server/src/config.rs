@@ -167,7 +167,7 @@ impl IdentityConfig {
         if self.refresh_token_ttl_secs == 0 || self.key_rotation_secs < 60 {
             return Err("refresh token lifetime must be positive and key rotation at least 60 s".into());
         }
-        if self.auth_rate_limit.burst == 0 || !(self.auth_rate_limit.refill_secs > 0.0) {
+        if self.auth_rate_limit.burst == 0 || self.auth_rate_limit.refill_secs.is_nan() || self.auth_rate_limit.refill_secs <= 0.0 {
             return Err("auth rate limit needs a burst of at least 1 and a positive refill time".into());
         }
         if self.oidc.is_none() && !self.dev_idp {

@@ -351,7 +351,7 @@ on_both_backends!(roles_come_from_configuration_only, |b: Backend| async move {
     assert_eq!(lan.tokens.account.roles, vec!["resident"]);
     let rt = lan.tokens.refresh_token.clone();
     let form = [("grant_type", "refresh_token"), ("refresh_token", rt.as_str()), ("client_id", "congdan-app"), ("roles", "agency:X"), ("scope", "agency:X")];
-    let r = id::send_with_proof(&s.url(), &lan.device, &mut lan.nonce, "POST", "/v1/auth/token", None, Some(&form), None).await;
+    let r = id::send_with_proof(&s.url(), &lan.device, &mut lan.nonce, "POST", "/v1/auth/token", None, id::Body::Form(&form)).await;
     let t: congdan_core::identity::wire::TokenResponse = r.json().await.unwrap();
     assert_eq!(t.account.roles, vec!["resident"]);
     // The role check helper.

@@ -315,7 +315,7 @@ impl OidcClient {
         let bytes = read_capped(response).await?;
         let tokens: TokenEndpointResponse =
             serde_json::from_slice(&bytes).map_err(|_| OidcError::Metadata("token response without id_token"))?;
-        let now = (crate::db::now_millis() / 1000) as i64;
+        let now = crate::db::now_millis() / 1000;
         let keys = self.jwks(false).await?;
         match self.verifier.verify(&tokens.id_token, &keys, nonce, now) {
             Err(IdTokenError::UnknownKey) => {

@@ -130,6 +130,13 @@ pub async fn browser_login(base: &str, username: &str) -> AppCode {
     AppCode { code, verifier, redirect_uri: APP_REDIRECT.into() }
 }
 
+/// A request body.
+pub enum Body<'a> {
+    Empty,
+    Form(&'a [(&'a str, &'a str)]),
+    Json(&'a Value),
+}
+
 /// One request with a DPoP proof, retried once with the nonce a `use_dpop_nonce` answer gives.
 /// `nonce` is the phone's remembered nonce; it is updated from every answer.
 pub async fn send_with_proof(
@@ -139,8 +146,7 @@ pub async fn send_with_proof(
     method: &str,
     path: &str,
     access_token: Option<&str>,
-    form: Option<&[(&str, &str)]>,
-    json_body: Option<&Value>,
+    body: Body<'_>,
 ) -> reqwest::Response {
     let url = format!("{base}{path}");
     for attempt in 0..2 {
@@ -149,12 +155,11 @@ pub async fn send_with_proof(
         if let Some(t) = access_token {
             req = req.header("Authorization", format!("DPoP {t}"));
         }
-        if let Some(f) = form {
-            req = req.form(f);
-        }
-        if let Some(j) = json_body {
-            req = req.json(j);
-        }
+        req = match &body {
+            Body::Empty => req,
+            Body::Form(f) => req.form(f),
+            Body::Json(j) => req.json(j),
+        };
         let r = req.send().await.unwrap();
         if let Some(n) = r.headers().get("dpop-nonce") {
             *nonce = Some(n.to_str().unwrap().to_string());
@@ -184,14 +189,15 @@ pub struct Session {
 impl Session {
     pub async fn request(&mut self, method: &str, path: &str, json_body: Option<&Value>) -> reqwest::Response {
         let token = self.tokens.access_token.clone();
-        send_with_proof(&self.base, &self.device, &mut self.nonce, method, path, Some(&token), None, json_body).await
+        let body = json_body.map(Body::Json).unwrap_or(Body::Empty);
+        send_with_proof(&self.base, &self.device, &mut self.nonce, method, path, Some(&token), body).await
     }
 
     /// Refreshes with the current refresh token; the new tokens replace the old on success.
     pub async fn refresh(&mut self) -> reqwest::Response {
         let rt = self.tokens.refresh_token.clone();
         let form = [("grant_type", "refresh_token"), ("refresh_token", rt.as_str()), ("client_id", "congdan-app")];
-        send_with_proof(&self.base, &self.device, &mut self.nonce, "POST", "/v1/auth/token", None, Some(&form), None).await
+        send_with_proof(&self.base, &self.device, &mut self.nonce, "POST", "/v1/auth/token", None, Body::Form(&form)).await
     }
 }
 
@@ -204,7 +210,7 @@ pub async fn redeem(base: &str, device: &Device, nonce: &mut Option<String>, cod
         ("redirect_uri", code.redirect_uri.as_str()),
         ("client_id", "congdan-app"),
     ];
-    send_with_proof(base, device, nonce, "POST", "/v1/auth/token", None, Some(&form), None).await
+    send_with_proof(base, device, nonce, "POST", "/v1/auth/token", None, Body::Form(&form)).await
 }
 
 /// The whole login of a demo user, ending with tokens bound to a fresh device key.
