@@ -219,7 +219,7 @@ on_both_backends!(login_failures_have_their_own_codes, |b: Backend| async move {
     let code = id::browser_login(&base, "lan").await;
     let device = Device::new();
     let mut nonce = None;
-    let wrong = id::AppCode { code: code.code.clone(), verifier: "x".repeat(43), redirect_uri: code.redirect_uri.clone() };
+    let wrong = id::AppCode { code: code.code.clone(), verifier: "x".repeat(43), redirect_uri: code.redirect_uri.clone(), provider_code: String::new(), server_state: String::new() };
     let r = id::redeem(&base, &device, &mut nonce, &wrong).await;
     assert_eq!(r.status(), 400);
     assert_eq!(id::error_code(r).await, "pkce_mismatch");
@@ -227,7 +227,7 @@ on_both_backends!(login_failures_have_their_own_codes, |b: Backend| async move {
 
     // Another redirect URI than at authorize.
     let code = id::browser_login(&base, "lan").await;
-    let moved = id::AppCode { code: code.code.clone(), verifier: code.verifier.clone(), redirect_uri: "vn.congdan.app:/oauth2redirect".into() };
+    let moved = id::AppCode { code: code.code.clone(), verifier: code.verifier.clone(), redirect_uri: "vn.congdan.app:/oauth2redirect".into(), provider_code: String::new(), server_state: String::new() };
     assert_eq!(id::error_code(id::redeem(&base, &device, &mut nonce, &moved).await).await, "invalid_grant");
 
     // A reused app code: refused, and the session it produced is revoked.

@@ -48,6 +48,8 @@ on_both_backends!(a_whole_session_leaves_no_secret_in_the_log, |b: Backend| asyn
     let app_code = id::browser_login(&base, "lan").await;
     secrets.push((app_code.code.clone(), "app code"));
     secrets.push((app_code.verifier.clone(), "app PKCE verifier"));
+    secrets.push((app_code.provider_code.clone(), "provider code"));
+    secrets.push((app_code.server_state.clone(), "server state at the provider"));
     let client_secret = s.state.identity.dev_idp.as_ref().unwrap().client_secret.clone();
     secrets.push((client_secret, "client secret"));
 
@@ -56,7 +58,7 @@ on_both_backends!(a_whole_session_leaves_no_secret_in_the_log, |b: Backend| asyn
     secrets.push((burnt.code.clone(), "burnt app code"));
     let device = Device::new();
     let mut nonce = None;
-    let wrong = id::AppCode { code: burnt.code.clone(), verifier: "w".repeat(43), redirect_uri: burnt.redirect_uri.clone() };
+    let wrong = id::AppCode { code: burnt.code.clone(), verifier: "w".repeat(43), redirect_uri: burnt.redirect_uri.clone(), provider_code: String::new(), server_state: String::new() };
     assert_eq!(id::error_code(id::redeem(&base, &device, &mut nonce, &wrong).await).await, "pkce_mismatch");
 
     let r = id::redeem(&base, &device, &mut nonce, &app_code).await;
@@ -66,7 +68,7 @@ on_both_backends!(a_whole_session_leaves_no_secret_in_the_log, |b: Backend| asyn
     secrets.push((session.tokens.access_token.clone(), "access token"));
     secrets.push((session.tokens.refresh_token.clone(), "refresh token"));
     // The burnt code again (the good one again would revoke this session).
-    let burnt_again = id::AppCode { code: burnt.code.clone(), verifier: burnt.verifier.clone(), redirect_uri: burnt.redirect_uri.clone() };
+    let burnt_again = id::AppCode { code: burnt.code.clone(), verifier: burnt.verifier.clone(), redirect_uri: burnt.redirect_uri.clone(), provider_code: String::new(), server_state: String::new() };
     assert_eq!(id::error_code(id::redeem(&base, &session.device, &mut session.nonce, &burnt_again).await).await, "invalid_grant");
 
     assert_eq!(session.request("GET", "/v1/me", None).await.status(), 200);

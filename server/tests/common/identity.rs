@@ -84,6 +84,9 @@ pub struct AppCode {
     pub code: String,
     pub verifier: String,
     pub redirect_uri: String,
+    /// The provider's code and the server's own state, seen in the callback URL (secrets too).
+    pub provider_code: String,
+    pub server_state: String,
 }
 
 /// The browser part: `/v1/auth/authorize` -> `/dev-idp` login form -> callback -> app redirect.
@@ -127,7 +130,13 @@ pub async fn browser_login(base: &str, username: &str) -> AppCode {
     assert!(to_app.starts_with(APP_REDIRECT), "{to_app}");
     assert_eq!(query_param(&to_app, "state").as_deref(), Some(app_state.as_str()), "the app's state comes back");
     let code = query_param(&to_app, "code").unwrap_or_else(|| panic!("no code: {to_app}"));
-    AppCode { code, verifier, redirect_uri: APP_REDIRECT.into() }
+    AppCode {
+        code,
+        verifier,
+        redirect_uri: APP_REDIRECT.into(),
+        provider_code: query_param(&callback, "code").unwrap(),
+        server_state: query_param(&callback, "state").unwrap(),
+    }
 }
 
 /// A request body.
