@@ -5,6 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::catalog::{self, CatalogStatus, Procedure, ProcedureKind, ProcedureSummary};
+use crate::drafts::hlc::HlcClock;
+use crate::drafts::store::{Draft, DraftSummary};
+use crate::drafts::validation::{self, CalendarDate, FieldIssue, FieldValue};
+use crate::outbox::{self, DrainReport, OutboxItem};
 use crate::error::{Error, Result};
 use crate::identity::wire::AccountInfo;
 use crate::identity::{IdentityState, LoginRequest, Session, SessionState};
@@ -35,6 +39,12 @@ struct Inner {
     /// One sync at a time: a second caller waits for the first instead of pulling twice.
     sync_lock: tokio::sync::Mutex<()>,
     identity: IdentityState,
+    /// Stamps every draft edit for per-field merging across the resident's devices.
+    clock: HlcClock,
+    /// Wakes the outbox sender: a new command, or the network came back.
+    outbox_wakeup: tokio::sync::Notify,
+    /// One drain at a time.
+    outbox_lock: tokio::sync::Mutex<()>,
 }
 
 /// The core. Cheap to clone; every clone shares one store and one HTTP client.
@@ -51,6 +61,9 @@ impl Core {
             .map_err(|source| Error::DataDirectory { path: config.data_dir.clone(), source })?;
         let client = ApiClient::new(&config.server_url, config.client.clone())?;
         let store = Store::open(&config.data_dir.join(Self::DATABASE_FILE))?;
+        outbox::recover(&store)?;
+        let clock = HlcClock::new(device_node(&store)?)
+            .map_err(|e| Error::BadData(format!("device clock: {e}")))?;
         Ok(Core {
             inner: Arc::new(Inner {
                 store,
@@ -58,6 +71,9 @@ impl Core {
                 platform,
                 sync_lock: tokio::sync::Mutex::new(()),
                 identity: IdentityState::default(),
+                clock,
+                outbox_wakeup: tokio::sync::Notify::new(),
+                outbox_lock: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -83,6 +99,51 @@ impl Core {
         IdentityService { core: self.clone() }
     }
 
+    pub fn drafts(&self) -> DraftsService {
+        DraftsService { core: self.clone() }
+    }
+
+    /// Sends every due command in the outbox now (one wake-up, back to back).
+    pub async fn send_outbox(&self) -> Result<DrainReport> {
+        let _one_at_a_time = self.inner.outbox_lock.lock().await;
+        if self.inner.platform.network.current_state().ok() == Some(crate::platform::NetworkState::Offline) {
+            let waiting = outbox::items(&self.inner.store, None)?
+                .iter()
+                .filter(|i| i.state == outbox::OutboxState::Waiting)
+                .count() as u32;
+            return Ok(DrainReport { waiting, offline: true, ..DrainReport::default() });
+        }
+        outbox::drain(&self.inner.store, &self.session()).await
+    }
+
+    /// Tells the outbox sender to look again: the shell calls it when the network comes back.
+    pub fn outbox_wakeup(&self) {
+        self.inner.outbox_wakeup.notify_one();
+    }
+
+    /// Runs the outbox sender until the returned future is dropped: it drains when woken (a new
+    /// command, the network back) or when the earliest postponed command falls due; there is
+    /// no polling timer. Shells run it in the background while the app is alive.
+    pub async fn run_outbox_sender(&self) {
+        loop {
+            match self.send_outbox().await {
+                Ok(report) if report.sent + report.rejected > 0 => {
+                    tracing::info!(sent = report.sent, rejected = report.rejected, "outbox drained");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("outbox drain failed: {e}"),
+            }
+            let wait = match outbox::next_due_at(&self.inner.store) {
+                Ok(Some(due)) => std::time::Duration::from_millis((due - crate::store::now_millis()).clamp(0, 3_600_000) as u64),
+                _ => std::time::Duration::from_secs(3_600),
+            };
+            tokio::select! {
+                _ = self.inner.outbox_wakeup.notified() => {}
+                _ = tokio::time::sleep(wait.max(std::time::Duration::from_millis(200))) => {}
+            }
+        }
+    }
+
     pub(crate) fn session(&self) -> Session<'_> {
         Session {
             store: &self.inner.store,
@@ -90,6 +151,112 @@ impl Core {
             keystore: &self.inner.platform.keystore,
             state: &self.inner.identity,
         }
+    }
+}
+
+/// This device's node name for the hybrid logical clock: random, made once, kept in `meta`.
+fn device_node(store: &Store) -> Result<String> {
+    use rusqlite::OptionalExtension;
+    let existing: Option<String> = store.read("reading the device node", |c| {
+        c.query_row("SELECT value FROM meta WHERE key = 'device_node'", [], |r| r.get(0)).optional()
+    })?;
+    if let Some(node) = existing {
+        return Ok(node);
+    }
+    let node: String = (0..8).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+    store.write("storing the device node", |tx| {
+        tx.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('device_node', ?1)", [&node])
+            .map_err(Error::db("storing the device node"))?;
+        Ok(())
+    })?;
+    device_node(store)
+}
+
+/// Case drafts: offline forms with autosave, validation, and exactly-once submission.
+#[derive(Clone)]
+pub struct DraftsService {
+    core: Core,
+}
+
+impl DraftsService {
+    fn store(&self) -> &Store {
+        &self.core.inner.store
+    }
+
+    fn procedure(&self, code: &str) -> Result<Procedure> {
+        catalog::queries::get(self.store(), code)?.ok_or_else(|| Error::ProcedureUnavailable { code: code.to_string() })
+    }
+
+    /// Starts a draft of a cached, active procedure (works offline).
+    pub fn create(&self, procedure_code: &str, title: Option<&str>) -> Result<DraftSummary> {
+        let procedure = self.procedure(procedure_code)?;
+        let id = crate::drafts::store::new_draft_id();
+        let title = title.map(str::trim).filter(|t| !t.is_empty()).unwrap_or(&procedure.name.vi).to_string();
+        self.store().write("creating a draft", |tx| crate::drafts::store::insert(tx, &id, &procedure.code, &title))?;
+        self.get(&id)?.map(|d| d.summary).ok_or(Error::NotFound { what: "draft" })
+    }
+
+    pub fn list(&self) -> Result<Vec<DraftSummary>> {
+        crate::drafts::store::list(self.store())
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<Draft>> {
+        crate::drafts::store::get(self.store(), id)
+    }
+
+    /// Saves one field (durable when this returns) and gives back its issues, for live checks.
+    pub fn set_field(&self, id: &str, field_id: &str, value: FieldValue) -> Result<Vec<FieldIssue>> {
+        let draft = self.get(id)?.ok_or(Error::NotFound { what: "draft" })?;
+        let procedure = self.procedure(&draft.summary.procedure_code)?;
+        let field = procedure
+            .fields
+            .iter()
+            .find(|f| f.id == field_id)
+            .ok_or(Error::NotFound { what: "form field" })?;
+        let stamp = self.core.inner.clock.now(crate::store::now_millis().max(0) as u64);
+        crate::drafts::store::set_field(self.store(), id, field_id, Some(&value), &stamp)?;
+        Ok(validation::validate_field(field, Some(&value), CalendarDate::today_utc_plus_7()))
+    }
+
+    pub fn clear_field(&self, id: &str, field_id: &str) -> Result<()> {
+        let stamp = self.core.inner.clock.now(crate::store::now_millis().max(0) as u64);
+        crate::drafts::store::set_field(self.store(), id, field_id, None, &stamp)
+    }
+
+    /// Every issue of the draft against its procedure's form.
+    pub fn validate(&self, id: &str) -> Result<Vec<FieldIssue>> {
+        let draft = self.get(id)?.ok_or(Error::NotFound { what: "draft" })?;
+        let procedure = self.procedure(&draft.summary.procedure_code)?;
+        Ok(validation::validate(&procedure, &draft.values, &Default::default(), CalendarDate::today_utc_plus_7()))
+    }
+
+    pub fn rename(&self, id: &str, title: &str) -> Result<()> {
+        crate::drafts::store::rename(self.store(), id, title.trim())
+    }
+
+    pub fn delete(&self, id: &str) -> Result<()> {
+        crate::drafts::store::delete(self.store(), id)
+    }
+
+    pub fn undelete(&self, id: &str) -> Result<()> {
+        crate::drafts::store::undelete(self.store(), id)
+    }
+
+    /// Checks the draft, then freezes it and queues its submission in one transaction, and
+    /// wakes the sender. Offline it simply waits in the outbox. Returns the idempotency key.
+    pub fn submit(&self, id: &str) -> Result<String> {
+        let issues = self.validate(id)?;
+        if !issues.is_empty() {
+            return Err(Error::DraftInvalid { count: issues.len(), issues });
+        }
+        let key = self.store().write("submitting a draft", |tx| crate::drafts::commands::submit(tx, id))?;
+        self.core.outbox_wakeup();
+        Ok(key)
+    }
+
+    /// The outbox commands about this draft, newest first (what the screen shows as its state).
+    pub fn outbox(&self, id: &str) -> Result<Vec<OutboxItem>> {
+        outbox::items(self.store(), Some(id))
     }
 }
 

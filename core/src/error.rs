@@ -50,6 +50,12 @@ pub enum Error {
     NotFound { what: &'static str },
     #[error("cancelled")]
     Cancelled,
+    #[error("the draft cannot be changed while it is {state}")]
+    DraftLocked { state: &'static str },
+    #[error("the draft has {count} problems to fix before it can be sent")]
+    DraftInvalid { count: usize, issues: Vec<crate::drafts::validation::FieldIssue> },
+    #[error("procedure {code} is not in the catalog or was withdrawn")]
+    ProcedureUnavailable { code: String },
 }
 
 /// Why the resident must log in (again). Local data is kept in every case.
@@ -134,6 +140,18 @@ impl Error {
             ),
             Error::NotFound { .. } => ("Không tìm thấy.", "Not found."),
             Error::Cancelled => ("Đã huỷ.", "Cancelled."),
+            Error::DraftLocked { .. } => (
+                "Hồ sơ đang được gửi hoặc đã gửi nên không sửa được.",
+                "This dossier is being sent or was sent, so it cannot be changed.",
+            ),
+            Error::DraftInvalid { .. } => (
+                "Hồ sơ còn thông tin cần sửa trước khi gửi.",
+                "Some information needs fixing before the dossier can be sent.",
+            ),
+            Error::ProcedureUnavailable { .. } => (
+                "Thủ tục này không còn được nhận trực tuyến.",
+                "This procedure is no longer accepted online.",
+            ),
         }
     }
 }

@@ -6,12 +6,14 @@
 pub mod catalog;
 pub mod crypto;
 mod core;
+pub mod drafts;
 pub mod error;
 pub mod identity;
+pub mod outbox;
 pub mod platform;
 pub mod store;
 pub mod sync;
 pub mod text;
 
-pub use crate::core::{CatalogService, Core, CoreConfig, IdentityService};
+pub use crate::core::{CatalogService, Core, CoreConfig, DraftsService, IdentityService};
 pub use crate::error::{Error, LoginError, LoginRequiredReason, Result};

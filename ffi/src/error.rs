@@ -66,7 +66,12 @@ impl From<Error> for CongdanError {
             }
             Error::InvalidConfig(_) => CongdanError::InvalidInput { message_vi, message_en, detail },
             Error::Platform { .. } => CongdanError::Platform { message_vi, message_en, detail },
-            Error::NotFound { .. } => CongdanError::NotFound { message_vi, message_en, detail },
+            Error::NotFound { .. } | Error::ProcedureUnavailable { .. } => {
+                CongdanError::NotFound { message_vi, message_en, detail }
+            }
+            Error::DraftLocked { .. } | Error::DraftInvalid { .. } => {
+                CongdanError::InvalidInput { message_vi, message_en, detail }
+            }
             Error::Cancelled => CongdanError::Cancelled { message_vi, message_en, detail },
         }
     }

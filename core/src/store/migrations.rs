@@ -62,6 +62,46 @@ const MIGRATIONS: &[&str] = &[
         created_at      INTEGER NOT NULL
     );
     "#,
+    // 4: the one outbox (DESIGN §1), and case drafts with per-field clocks for merging.
+    r#"
+    CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        kind            TEXT NOT NULL,
+        subject         TEXT NOT NULL,
+        payload         TEXT NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('waiting', 'sending', 'sent', 'rejected')),
+        result          TEXT,
+        rejection       TEXT,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_error      TEXT,
+        created_at      INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL
+    );
+    CREATE INDEX outbox_due ON outbox(state, next_attempt_at);
+    CREATE INDEX outbox_subject ON outbox(subject);
+    CREATE TABLE drafts (
+        id             TEXT PRIMARY KEY NOT NULL,
+        procedure_code TEXT NOT NULL,
+        title          TEXT NOT NULL,
+        state          TEXT NOT NULL CHECK (state IN ('editing', 'submitting', 'submitted', 'rejected')),
+        case_id        TEXT,
+        case_number    TEXT,
+        rejection      TEXT,
+        deleted_at     INTEGER,
+        created_at     INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX drafts_listing ON drafts(deleted_at, updated_at);
+    CREATE TABLE draft_fields (
+        draft_id TEXT NOT NULL REFERENCES drafts(id) ON DELETE CASCADE,
+        field_id TEXT NOT NULL,
+        value    TEXT,
+        hlc      TEXT NOT NULL,
+        PRIMARY KEY (draft_id, field_id)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

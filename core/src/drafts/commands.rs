@@ -1,0 +1,70 @@
+//! The drafts capability's commands in the outbox: `case.submit`, and what its answer changes.
+
+use rusqlite::{params, Transaction};
+
+use super::store::{self, DraftState};
+use super::wire::{CaseReceipt, SubmitCase, SUBMIT_KIND, SUBMIT_PATH};
+use crate::error::{Error, Result};
+use crate::outbox::{self, Rejection, Route};
+
+pub(crate) fn route(kind: &str) -> Option<Route> {
+    match kind {
+        SUBMIT_KIND => Some(Route { path: SUBMIT_PATH, on_sent: submitted, on_rejected: refused }),
+        _ => None,
+    }
+}
+
+/// Freezes the draft and queues its submission, in one transaction: either both happen or
+/// neither. Returns the command's idempotency key.
+pub(crate) fn submit(tx: &Transaction<'_>, draft_id: &str) -> Result<String> {
+    let (procedure_code, state): (String, String) = tx
+        .query_row(
+            "SELECT procedure_code, state FROM drafts WHERE id = ?1 AND deleted_at IS NULL",
+            [draft_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Error::NotFound { what: "draft" },
+            e => Error::db("submitting a draft")(e),
+        })?;
+    let state = match state.as_str() {
+        "editing" => DraftState::Editing,
+        "rejected" => DraftState::Rejected,
+        "submitting" => DraftState::Submitting,
+        _ => DraftState::Submitted,
+    };
+    if !state.is_editable() {
+        return Err(store::locked(state));
+    }
+    let values = store::values_in(tx, draft_id)?;
+    let payload = serde_json::to_value(SubmitCase {
+        draft_id: draft_id.to_string(),
+        procedure_code,
+        values,
+        attachments: Default::default(),
+    })
+        .map_err(|e| Error::BadData(e.to_string()))?;
+    let key = outbox::enqueue(tx, SUBMIT_KIND, draft_id, &payload)?;
+    tx.execute("UPDATE drafts SET rejection = NULL WHERE id = ?1", [draft_id])
+        .map_err(Error::db("submitting a draft"))?;
+    store::set_state(tx, draft_id, DraftState::Submitting)?;
+    Ok(key)
+}
+
+fn submitted(tx: &Transaction<'_>, draft_id: &str, result: &serde_json::Value) -> Result<()> {
+    let receipt: CaseReceipt =
+        serde_json::from_value(result.clone()).map_err(|e| Error::BadData(format!("case receipt: {e}")))?;
+    tx.execute(
+        "UPDATE drafts SET state = 'submitted', case_id = ?2, case_number = ?3, updated_at = ?4 WHERE id = ?1",
+        params![draft_id, receipt.case_id, receipt.case_number, crate::store::now_millis()],
+    )
+    .map_err(Error::db("recording a case number"))?;
+    Ok(())
+}
+
+fn refused(tx: &Transaction<'_>, draft_id: &str, rejection: &Rejection) -> Result<()> {
+    let json = serde_json::to_string(rejection).map_err(|e| Error::BadData(e.to_string()))?;
+    tx.execute("UPDATE drafts SET rejection = ?2 WHERE id = ?1", params![draft_id, json])
+        .map_err(Error::db("recording a refusal"))?;
+    store::set_state(tx, draft_id, DraftState::Rejected)
+}

@@ -1,0 +1,8 @@
+//! Case drafts: forms filled in offline, checked with the same rules on the phone and the server.
+
+pub mod content_type;
+pub mod hlc;
+pub mod validation;
+pub(crate) mod commands;
+pub mod store;
+pub mod wire;

@@ -1,0 +1,242 @@
+//! Drafts on the phone: created from a cached procedure, edited one field at a time (autosave:
+//! every edit is durable when the call returns), listed, renamed, deleted with undo, submitted
+//! through the outbox. Each field keeps the hybrid logical clock of its last edit, so edits from
+//! two devices merge per field.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::{Deserialize, Serialize};
+
+use super::hlc::Hlc;
+use super::validation::{FieldIssue, FieldValue};
+use crate::error::{Error, Result};
+use crate::store::{now_millis, Store};
+
+/// Where a draft stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DraftState {
+    /// Being filled in; every edit is saved at once.
+    Editing,
+    /// Submitted and waiting in the outbox (or being sent): frozen, so what is sent is what the
+    /// resident saw.
+    Submitting,
+    /// The server made it a case (`case_number`).
+    Submitted,
+    /// The server refused it (`rejection`); editable again.
+    Rejected,
+}
+
+impl DraftState {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            DraftState::Editing => "editing",
+            DraftState::Submitting => "submitting",
+            DraftState::Submitted => "submitted",
+            DraftState::Rejected => "rejected",
+        }
+    }
+
+    fn parse(s: &str) -> DraftState {
+        match s {
+            "submitting" => DraftState::Submitting,
+            "submitted" => DraftState::Submitted,
+            "rejected" => DraftState::Rejected,
+            _ => DraftState::Editing,
+        }
+    }
+
+    pub fn is_editable(self) -> bool {
+        matches!(self, DraftState::Editing | DraftState::Rejected)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DraftSummary {
+    pub id: String,
+    pub procedure_code: String,
+    pub title: String,
+    pub state: DraftState,
+    pub case_number: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Draft {
+    pub summary: DraftSummary,
+    pub values: BTreeMap<String, FieldValue>,
+    /// The server's refusal of the last submission, with its field issues.
+    pub rejection: Option<crate::outbox::Rejection>,
+}
+
+/// Why an edit was refused.
+pub(crate) fn locked(state: DraftState) -> Error {
+    Error::DraftLocked { state: state.as_str() }
+}
+
+pub(crate) fn new_draft_id() -> String {
+    let b: [u8; 16] = rand::random();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub(crate) fn insert(tx: &Transaction<'_>, id: &str, procedure_code: &str, title: &str) -> Result<()> {
+    let now = now_millis();
+    tx.execute(
+        "INSERT INTO drafts(id, procedure_code, title, state, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, 'editing', ?4, ?4)",
+        params![id, procedure_code, title, now],
+    )
+    .map_err(Error::db("creating a draft"))?;
+    Ok(())
+}
+
+const SUMMARY: &str = "SELECT id, procedure_code, title, state, case_number, created_at, updated_at FROM drafts";
+
+fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DraftSummary> {
+    Ok(DraftSummary {
+        id: r.get(0)?,
+        procedure_code: r.get(1)?,
+        title: r.get(2)?,
+        state: DraftState::parse(&r.get::<_, String>(3)?),
+        case_number: r.get(4)?,
+        created_at_ms: r.get(5)?,
+        updated_at_ms: r.get(6)?,
+    })
+}
+
+/// Drafts not deleted, most recently edited first.
+pub fn list(store: &Store) -> Result<Vec<DraftSummary>> {
+    store.read("listing drafts", |c| {
+        let mut stmt = c.prepare_cached(&format!("{SUMMARY} WHERE deleted_at IS NULL ORDER BY updated_at DESC, id"))?;
+        let rows = stmt.query_map([], summary_from_row)?;
+        rows.collect()
+    })
+}
+
+pub(crate) fn summary(c: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<DraftSummary>> {
+    c.query_row(&format!("{SUMMARY} WHERE id = ?1 AND deleted_at IS NULL"), [id], summary_from_row).optional()
+}
+
+pub fn get(store: &Store, id: &str) -> Result<Option<Draft>> {
+    store.read("opening a draft", |c| {
+        let Some(summary) = summary(c, id)? else { return Ok(None) };
+        let mut stmt = c.prepare_cached("SELECT field_id, value FROM draft_fields WHERE draft_id = ?1 AND value IS NOT NULL")?;
+        let mut values = BTreeMap::new();
+        for row in stmt.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+            let (field, json) = row?;
+            // A value this version cannot read (a newer app's type) is kept in the store, not shown.
+            if let Ok(value) = serde_json::from_str::<FieldValue>(&json) {
+                values.insert(field, value);
+            }
+        }
+        let rejection: Option<String> =
+            c.query_row("SELECT rejection FROM drafts WHERE id = ?1", [id], |r| r.get(0))?;
+        let rejection = rejection.and_then(|j| serde_json::from_str(&j).ok());
+        Ok(Some(Draft { summary, values, rejection }))
+    })
+}
+
+/// Sets (`Some`) or clears (`None`) one field: one statement, durable when it returns. The draft
+/// must exist and be editable; a rejected draft being edited goes back to `editing`.
+pub(crate) fn set_field(store: &Store, draft_id: &str, field_id: &str, value: Option<&FieldValue>, hlc: &Hlc) -> Result<()> {
+    let json = value.map(|v| serde_json::to_string(v)).transpose().map_err(|e| Error::BadData(e.to_string()))?;
+    let now = now_millis();
+    store.write("saving a field", |tx| {
+        let state: Option<String> = tx
+            .query_row("SELECT state FROM drafts WHERE id = ?1 AND deleted_at IS NULL", [draft_id], |r| r.get(0))
+            .optional()
+            .map_err(Error::db("saving a field"))?;
+        let state = DraftState::parse(&state.ok_or(Error::NotFound { what: "draft" })?);
+        if !state.is_editable() {
+            return Err(locked(state));
+        }
+        tx.execute(
+            "INSERT INTO draft_fields(draft_id, field_id, value, hlc) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT(draft_id, field_id) DO UPDATE SET value = excluded.value, hlc = excluded.hlc",
+            params![draft_id, field_id, json, hlc.to_string()],
+        )
+        .map_err(Error::db("saving a field"))?;
+        tx.execute(
+            "UPDATE drafts SET updated_at = ?2, state = 'editing' WHERE id = ?1",
+            params![draft_id, now],
+        )
+        .map_err(Error::db("saving a field"))?;
+        Ok(())
+    })
+}
+
+pub(crate) fn rename(store: &Store, draft_id: &str, title: &str) -> Result<()> {
+    store.write("renaming a draft", |tx| {
+        let n = tx
+            .execute(
+                "UPDATE drafts SET title = ?2, updated_at = ?3 WHERE id = ?1 AND deleted_at IS NULL",
+                params![draft_id, title, now_millis()],
+            )
+            .map_err(Error::db("renaming a draft"))?;
+        if n == 0 {
+            return Err(Error::NotFound { what: "draft" });
+        }
+        Ok(())
+    })
+}
+
+/// Deletes a draft softly: it disappears from the list and can be brought back with
+/// [`undelete`]. A draft in the outbox cannot be deleted.
+pub(crate) fn delete(store: &Store, draft_id: &str) -> Result<()> {
+    store.write("deleting a draft", |tx| {
+        let state: Option<String> = tx
+            .query_row("SELECT state FROM drafts WHERE id = ?1 AND deleted_at IS NULL", [draft_id], |r| r.get(0))
+            .optional()
+            .map_err(Error::db("deleting a draft"))?;
+        let state = DraftState::parse(&state.ok_or(Error::NotFound { what: "draft" })?);
+        if state == DraftState::Submitting {
+            return Err(locked(state));
+        }
+        tx.execute("UPDATE drafts SET deleted_at = ?2 WHERE id = ?1", params![draft_id, now_millis()])
+            .map_err(Error::db("deleting a draft"))?;
+        Ok(())
+    })
+}
+
+pub(crate) fn undelete(store: &Store, draft_id: &str) -> Result<()> {
+    store.write("restoring a draft", |tx| {
+        let n = tx
+            .execute("UPDATE drafts SET deleted_at = NULL WHERE id = ?1 AND deleted_at IS NOT NULL", [draft_id])
+            .map_err(Error::db("restoring a draft"))?;
+        if n == 0 {
+            return Err(Error::NotFound { what: "deleted draft" });
+        }
+        Ok(())
+    })
+}
+
+/// The values of an editable draft, read inside the submitting transaction.
+pub(crate) fn values_in(tx: &Transaction<'_>, draft_id: &str) -> Result<BTreeMap<String, FieldValue>> {
+    let mut stmt = tx
+        .prepare_cached("SELECT field_id, value FROM draft_fields WHERE draft_id = ?1 AND value IS NOT NULL")
+        .map_err(Error::db("reading a draft"))?;
+    let rows = stmt
+        .query_map([draft_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .map_err(Error::db("reading a draft"))?;
+    let mut values = BTreeMap::new();
+    for row in rows {
+        let (field, json) = row.map_err(Error::db("reading a draft"))?;
+        let value = serde_json::from_str(&json).map_err(|_| Error::BadData(format!("draft field {field} unreadable")))?;
+        values.insert(field, value);
+    }
+    Ok(values)
+}
+
+pub(crate) fn set_state(tx: &Transaction<'_>, draft_id: &str, state: DraftState) -> Result<()> {
+    tx.execute(
+        "UPDATE drafts SET state = ?2, updated_at = ?3 WHERE id = ?1",
+        params![draft_id, state.as_str(), now_millis()],
+    )
+    .map_err(Error::db("updating a draft"))?;
+    Ok(())
+}
+
+/// Issues found before submission, so the shell can show them next to the fields.
+pub type Issues = Vec<FieldIssue>;
