@@ -240,3 +240,106 @@ pub(crate) fn set_state(tx: &Transaction<'_>, draft_id: &str, state: DraftState)
 
 /// Issues found before submission, so the shell can show them next to the fields.
 pub type Issues = Vec<FieldIssue>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drafts::commands;
+    use crate::drafts::hlc::HlcClock;
+    use crate::outbox::{self, OutboxState};
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("core.db")).unwrap();
+        (dir, s)
+    }
+
+    fn draft(s: &Store) -> String {
+        let id = new_draft_id();
+        s.write("t", |tx| insert(tx, &id, "CT-TAM-TRU", "Tạm trú cho sinh viên")).unwrap();
+        id
+    }
+
+    #[test]
+    fn every_edit_is_saved_and_cleared_fields_disappear() {
+        let (_d, s) = store();
+        let clock = HlcClock::new("node-a").unwrap();
+        let id = draft(&s);
+        set_field(&s, &id, "full_name", Some(&FieldValue::Text("Nguyễn Văn An".into())), &clock.now(1)).unwrap();
+        set_field(&s, &id, "phone", Some(&FieldValue::Text("0901234567".into())), &clock.now(2)).unwrap();
+        set_field(&s, &id, "phone", None, &clock.now(3)).unwrap();
+        let d = get(&s, &id).unwrap().unwrap();
+        assert_eq!(d.values.len(), 1);
+        assert_eq!(d.values["full_name"], FieldValue::Text("Nguyễn Văn An".into()));
+        assert_eq!(d.summary.state, DraftState::Editing);
+        assert!(matches!(set_field(&s, "nope", "x", None, &clock.now(4)), Err(Error::NotFound { .. })));
+    }
+
+    #[test]
+    fn delete_hides_undo_restores_and_rename_sticks() {
+        let (_d, s) = store();
+        let id = draft(&s);
+        rename(&s, &id, "Cho An thuê phòng").unwrap();
+        delete(&s, &id).unwrap();
+        assert!(list(&s).unwrap().is_empty());
+        assert!(get(&s, &id).unwrap().is_none());
+        undelete(&s, &id).unwrap();
+        assert_eq!(list(&s).unwrap()[0].title, "Cho An thuê phòng");
+        assert!(matches!(undelete(&s, &id), Err(Error::NotFound { .. })));
+    }
+
+    #[test]
+    fn submitting_freezes_the_draft_and_queues_exactly_one_command() {
+        let (_d, s) = store();
+        let clock = HlcClock::new("node-a").unwrap();
+        let id = draft(&s);
+        set_field(&s, &id, "full_name", Some(&FieldValue::Text("An".into())), &clock.now(1)).unwrap();
+        let key = s.write("submit", |tx| commands::submit(tx, &id)).unwrap();
+        let items = outbox::items(&s, Some(&id)).unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].idempotency_key, key);
+        assert_eq!(items[0].state, OutboxState::Waiting);
+        // Frozen: no edit, no second submission, no delete while it waits in the outbox.
+        assert!(matches!(
+            set_field(&s, &id, "full_name", Some(&FieldValue::Text("B".into())), &clock.now(2)),
+            Err(Error::DraftLocked { .. })
+        ));
+        assert!(matches!(s.write("submit", |tx| commands::submit(tx, &id)), Err(Error::DraftLocked { .. })));
+        assert!(matches!(delete(&s, &id), Err(Error::DraftLocked { .. })));
+        assert_eq!(outbox::items(&s, None).unwrap().len(), 1);
+        assert_eq!(get(&s, &id).unwrap().unwrap().values["full_name"], FieldValue::Text("An".into()));
+    }
+
+    #[test]
+    fn a_failed_submission_leaves_neither_command_nor_frozen_draft() {
+        let (_d, s) = store();
+        let id = draft(&s);
+        // A damaged field value makes the submission fail half way: nothing of it stays.
+        s.write("t", |tx| {
+            tx.execute(
+                "INSERT INTO draft_fields(draft_id, field_id, value, hlc) VALUES (?1, 'x', 'not json', 'h')",
+                [&id],
+            )
+            .map_err(Error::db("t"))?;
+            Ok(())
+        })
+        .unwrap();
+        assert!(s.write("submit", |tx| commands::submit(tx, &id)).is_err());
+        assert!(outbox::items(&s, None).unwrap().is_empty());
+        assert_eq!(get(&s, &id).unwrap().unwrap().summary.state, DraftState::Editing);
+    }
+
+    #[test]
+    fn a_command_caught_sending_by_a_crash_goes_back_to_waiting() {
+        let (_d, s) = store();
+        let id = draft(&s);
+        s.write("submit", |tx| commands::submit(tx, &id)).unwrap();
+        s.write("t", |tx| {
+            tx.execute("UPDATE outbox SET state = 'sending'", []).map_err(Error::db("t"))?;
+            Ok(())
+        })
+        .unwrap();
+        outbox::recover(&s).unwrap();
+        assert_eq!(outbox::items(&s, None).unwrap()[0].state, OutboxState::Waiting);
+    }
+}
