@@ -254,6 +254,11 @@ impl DraftsService {
         Ok(key)
     }
 
+    /// The resident's cases as last synced (number, status, timeline, due date), newest first.
+    pub fn cases(&self) -> Result<Vec<crate::drafts::changes::CaseView>> {
+        crate::drafts::changes::list(self.store())
+    }
+
     /// The outbox commands about this draft, newest first (what the screen shows as its state).
     pub fn outbox(&self, id: &str) -> Result<Vec<OutboxItem>> {
         outbox::items(self.store(), Some(id))

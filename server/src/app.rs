@@ -16,7 +16,7 @@ use crate::config::ServerConfig;
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::identity::{self, Identity};
-use crate::{catalog, openapi, sync};
+use crate::{cases, catalog, openapi, sync};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -35,6 +35,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/auth/callback"),
     ("post", "/v1/auth/token"),
     ("post", "/v1/auth/logout"),
+    ("post", "/v1/cases"),
     ("get", "/v1/me"),
 ];
 
@@ -49,7 +50,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/auth/callback", get(identity::routes::callback))
         .route("/v1/auth/token", post(identity::routes::token))
         .route("/v1/auth/logout", post(identity::routes::logout))
-        .route("/v1/me", get(identity::routes::me));
+        .route("/v1/me", get(identity::routes::me))
+        .route("/v1/cases", post(cases::submit));
     if let Some(dev_idp) = state.identity.dev_idp_router() {
         app = app.nest_service("/dev-idp", dev_idp);
     }

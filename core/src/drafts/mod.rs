@@ -3,6 +3,7 @@
 pub mod content_type;
 pub mod hlc;
 pub mod validation;
+pub mod changes;
 pub(crate) mod commands;
 pub mod store;
 pub mod wire;

@@ -101,6 +101,17 @@ const MIGRATIONS: &[&str] = &[
         hlc      TEXT NOT NULL,
         PRIMARY KEY (draft_id, field_id)
     ) WITHOUT ROWID;
+    CREATE TABLE cases (
+        id             TEXT PRIMARY KEY NOT NULL,
+        case_number    TEXT NOT NULL,
+        procedure_code TEXT NOT NULL,
+        draft_id       TEXT,
+        status         TEXT NOT NULL,
+        due_date       TEXT NOT NULL,
+        received_at    INTEGER NOT NULL,
+        body           TEXT NOT NULL,
+        feed_seq       INTEGER NOT NULL
+    ) WITHOUT ROWID;
     "#,
 ];
 

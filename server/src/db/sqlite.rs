@@ -104,6 +104,45 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (purpose, generation)
     );
     "#,
+    // 3: cases, their timeline, and the idempotency keys of commands (DESIGN §1).
+    r#"
+    CREATE TABLE idempotency_keys (
+        account_id   TEXT NOT NULL,
+        key          TEXT NOT NULL,
+        fingerprint  BLOB NOT NULL,
+        status       INTEGER,
+        response     TEXT,
+        locked_until INTEGER NOT NULL,
+        created_at   INTEGER NOT NULL,
+        PRIMARY KEY (account_id, key)
+    );
+    CREATE TABLE counters (
+        name  TEXT PRIMARY KEY NOT NULL,
+        value INTEGER NOT NULL
+    );
+    CREATE TABLE cases (
+        id             TEXT PRIMARY KEY NOT NULL,
+        number         TEXT NOT NULL UNIQUE,
+        account_id     TEXT NOT NULL REFERENCES accounts(id),
+        procedure_code TEXT NOT NULL,
+        agency_code    TEXT NOT NULL,
+        draft_id       TEXT NOT NULL,
+        field_values   TEXT NOT NULL,
+        status         TEXT NOT NULL,
+        received_at    INTEGER NOT NULL,
+        due_date       TEXT NOT NULL,
+        updated_at     INTEGER NOT NULL
+    );
+    CREATE INDEX cases_account ON cases(account_id);
+    CREATE INDEX cases_agency ON cases(agency_code, status, received_at);
+    CREATE TABLE case_events (
+        case_id TEXT NOT NULL REFERENCES cases(id),
+        at      INTEGER NOT NULL,
+        status  TEXT NOT NULL,
+        message TEXT
+    );
+    CREATE INDEX case_events_case ON case_events(case_id, at);
+    "#,
 ];
 
 #[derive(Clone)]

@@ -144,6 +144,8 @@ pub enum Body<'a> {
     Empty,
     Form(&'a [(&'a str, &'a str)]),
     Json(&'a Value),
+    /// A command: JSON with its `Idempotency-Key`.
+    Command(&'a Value, &'a str),
 }
 
 /// One request with a DPoP proof, retried once with the nonce a `use_dpop_nonce` answer gives.
@@ -168,6 +170,7 @@ pub async fn send_with_proof(
             Body::Empty => req,
             Body::Form(f) => req.form(f),
             Body::Json(j) => req.json(j),
+            Body::Command(j, key) => req.json(j).header("Idempotency-Key", format!("\"{key}\"")),
         };
         let r = req.send().await.unwrap();
         if let Some(n) = r.headers().get("dpop-nonce") {
@@ -200,6 +203,12 @@ impl Session {
         let token = self.tokens.access_token.clone();
         let body = json_body.map(Body::Json).unwrap_or(Body::Empty);
         send_with_proof(&self.base, &self.device, &mut self.nonce, method, path, Some(&token), body).await
+    }
+
+    /// Sends a command (`POST`) with its idempotency key.
+    pub async fn command(&mut self, path: &str, body: &Value, key: &str) -> reqwest::Response {
+        let token = self.tokens.access_token.clone();
+        send_with_proof(&self.base, &self.device, &mut self.nonce, "POST", path, Some(&token), Body::Command(body, key)).await
     }
 
     /// Refreshes with the current refresh token; the new tokens replace the old on success.

@@ -1,0 +1,183 @@
+//! Cases: `POST /v1/cases` turns a resident's submitted draft into a case, exactly once per
+//! idempotency key (see [`idempotency`]). The server is the authority: it validates the values
+//! again with the same rules as the phone (`congdan_core::drafts::validation`).
+
+pub mod idempotency;
+pub mod store;
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use congdan_core::drafts::validation::{self, CalendarDate};
+use congdan_core::drafts::wire::{SubmitCase, VALIDATION_FAILED};
+use congdan_core::sync::wire::{ErrorBody, ErrorDetail};
+
+use crate::app::AppState;
+use crate::catalog::store as catalog_store;
+use crate::error::ApiError;
+use crate::identity::auth::Authenticated;
+use idempotency::Claim;
+
+/// The `Idempotency-Key` header: a structured-field string (`"…"`), 1 to 255 visible ASCII
+/// characters; a bare token is accepted too.
+fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
+    let missing = || ApiError::bad_request("idempotency_key_missing", "an Idempotency-Key header is required");
+    let raw = headers.get("idempotency-key").ok_or_else(missing)?.to_str().map_err(|_| missing())?.trim();
+    let key = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')).unwrap_or(raw);
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\') {
+        return Err(ApiError::bad_request("bad_idempotency_key", "Idempotency-Key must be 1 to 255 visible characters"));
+    }
+    Ok(key.to_string())
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn error_body(code: &str, message: &str, message_vi: &str, details: Option<serde_json::Value>) -> String {
+    serde_json::to_string(&ErrorBody {
+        error: ErrorDetail { code: code.into(), message: message.into(), message_vi: Some(message_vi.into()), details },
+    })
+    .unwrap_or_default()
+}
+
+/// Monday 0 … Sunday 6 (Sakamoto's method).
+fn weekday(date: CalendarDate) -> u32 {
+    const T: [i32; 12] = [0, 3, 2, 5, 0, 3, 5, 1, 4, 6, 2, 4];
+    let y = date.year - i32::from(date.month < 3);
+    let sunday_first = (y + y / 4 - y / 100 + y / 400 + T[(date.month as usize - 1) % 12] + date.day as i32).rem_euclid(7);
+    ((sunday_first + 6) % 7) as u32
+}
+
+/// `received + days` working days (Monday to Friday; public holidays are not modelled yet).
+pub fn due_date(received: CalendarDate, working_days: u32) -> CalendarDate {
+    let mut date = received;
+    let mut left = working_days;
+    while left > 0 {
+        date = date.add_days(1);
+        if !matches!(weekday(date), 5 | 6) {
+            left -= 1;
+        }
+    }
+    date
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    let submission: SubmitCase = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", e.to_string(), "Dữ liệu gửi lên không đúng mẫu.")
+    })?;
+    match idempotency::claim(&state.db, &caller.account_id, &key, idempotency::fingerprint(&body)).await? {
+        Claim::Replay { status, body } => {
+            return Ok(json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body));
+        }
+        Claim::InProgress => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "request_in_progress",
+                "a request with this Idempotency-Key is still being processed",
+                "Yêu cầu đang được xử lý.",
+            ))
+        }
+        Claim::Mismatch => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for another request",
+                "Mã yêu cầu đã được dùng cho yêu cầu khác.",
+            ))
+        }
+        Claim::Fresh => {}
+    }
+    match create_case(&state, &caller, &key, submission).await {
+        Ok(response) => Ok(response),
+        Err(e) => {
+            // The work did not commit: free the key so the phone's retry can do it.
+            let _ = idempotency::release(&state.db, &caller.account_id, &key).await;
+            Err(e)
+        }
+    }
+}
+
+async fn create_case(state: &AppState, caller: &Authenticated, key: &str, submission: SubmitCase) -> Result<Response, ApiError> {
+    let refuse = |status: StatusCode, body: String| async move {
+        store::record_refusal(&state.db, &caller.account_id, key, status.as_u16(), &body).await?;
+        Ok::<Response, ApiError>(json_response(status, body))
+    };
+    let Some(procedure) = catalog_store::get_active(&state.db, &submission.procedure_code).await? else {
+        let body = error_body(
+            "procedure_unavailable",
+            "this procedure is not accepted online any more",
+            "Thủ tục này không còn được nhận trực tuyến.",
+            None,
+        );
+        return refuse(StatusCode::UNPROCESSABLE_ENTITY, body).await;
+    };
+    let today = CalendarDate::today_utc_plus_7();
+    let attachments: BTreeMap<String, u32> =
+        submission.attachments.iter().map(|(rule, blobs)| (rule.clone(), blobs.len() as u32)).collect();
+    let issues = validation::validate(&procedure, &submission.values, &attachments, today);
+    if !issues.is_empty() {
+        let details = serde_json::json!({ "issues": issues });
+        let body = error_body(VALIDATION_FAILED, "the submission has invalid fields", "Hồ sơ còn thông tin chưa hợp lệ.", Some(details));
+        return refuse(StatusCode::UNPROCESSABLE_ENTITY, body).await;
+    }
+    let values_json = serde_json::to_string(&submission.values).map_err(ApiError::internal)?;
+    let case = store::NewCase {
+        id: uuid_v4(),
+        account_id: caller.account_id.clone(),
+        procedure_code: procedure.code.clone(),
+        agency_code: procedure.agency.code.clone(),
+        draft_id: submission.draft_id.clone(),
+        values_json,
+        received_at_ms: store::now_ms(),
+        due_date: due_date(today, procedure.processing_days).to_string(),
+        key: key.to_string(),
+    };
+    let receipt = store::create(&state.db, case, today.year).await?;
+    tracing::info!(procedure = %procedure.code, "case received");
+    Ok(json_response(StatusCode::CREATED, serde_json::to_string(&receipt).map_err(ApiError::internal)?))
+}
+
+fn uuid_v4() -> String {
+    let mut b = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).unwrap_or(());
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_dates_skip_weekends() {
+        // Friday 2026-11-20 + 1 working day = Monday 2026-11-23; + 5 = Friday 2026-11-27.
+        let friday = CalendarDate::parse("2026-11-20").unwrap();
+        assert_eq!(due_date(friday, 1).to_string(), "2026-11-23");
+        assert_eq!(due_date(friday, 5).to_string(), "2026-11-27");
+        assert_eq!(due_date(friday, 0).to_string(), "2026-11-20");
+    }
+
+    #[test]
+    fn idempotency_key_header_forms() {
+        let mut h = HeaderMap::new();
+        assert!(idempotency_key(&h).is_err());
+        h.insert("idempotency-key", "\"8e03978e-40d5-43e8-bc93-6894a57f9324\"".parse().unwrap());
+        assert_eq!(idempotency_key(&h).unwrap(), "8e03978e-40d5-43e8-bc93-6894a57f9324");
+        h.insert("idempotency-key", "plain-token".parse().unwrap());
+        assert_eq!(idempotency_key(&h).unwrap(), "plain-token");
+        h.insert("idempotency-key", "\"\"".parse().unwrap());
+        assert!(idempotency_key(&h).is_err());
+    }
+}
