@@ -14,8 +14,9 @@ use congdan_core::sync::SyncState;
 use congdan_core::{Core, CoreConfig, Error, LoginError, LoginRequiredReason};
 use congdan_server::db::Db;
 use congdan_server::{RunningServer, ServerConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+
+mod common;
+use common::{Fault, FaultProxy};
 
 const REDIRECT: &str = "http://127.0.0.1:1/callback";
 
@@ -247,77 +248,10 @@ async fn login_callbacks_that_are_not_ours_are_refused() {
     s.shutdown().await;
 }
 
-/// A loopback proxy that answers requests one by one and, while armed, delivers only half of the
-/// response to the next refresh-token request (after the server has committed it), then cuts
-/// the connection: the phone never learns its new tokens.
-struct LosingProxy {
-    addr: std::net::SocketAddr,
-    armed: Arc<AtomicBool>,
-}
-
-async fn read_http_message(stream: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let length = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + length {
-                buf.truncate(end + 4 + length);
-                return Some(buf);
-            }
-        }
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
-impl LosingProxy {
-    async fn start(upstream: Arc<std::sync::Mutex<Option<std::net::SocketAddr>>>) -> LosingProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let armed = Arc::new(AtomicBool::new(false));
-        let armed_task = armed.clone();
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let upstream = upstream.lock().unwrap().expect("upstream set");
-                let armed = armed_task.clone();
-                tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(upstream).await else { return };
-                    while let Some(request) = read_http_message(&mut client).await {
-                        let is_refresh = request.windows(26).any(|w| w == b"grant_type=refresh_token&r");
-                        server.write_all(&request).await.unwrap();
-                        let Some(response) = read_http_message(&mut server).await else { return };
-                        if is_refresh && armed.swap(false, Ordering::SeqCst) {
-                            let _ = client.write_all(&response[..response.len() / 2]).await;
-                            return;
-                        }
-                        if client.write_all(&response).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        LosingProxy { addr, armed }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_whose_response_was_lost_is_retried_without_logging_out() {
     let tmp = tempfile::tempdir().unwrap();
-    let upstream = Arc::new(std::sync::Mutex::new(None));
-    let proxy = LosingProxy::start(upstream.clone()).await;
+    let proxy = FaultProxy::start().await;
     // The phone knows the server by the proxy's address, so DPoP proofs name that URL.
     let proxy_url = proxy.url();
     let s = server(&tmp.path().join("server"), |c| {
@@ -325,16 +259,25 @@ async fn a_refresh_whose_response_was_lost_is_retried_without_logging_out() {
         c.identity.public_url = Some(proxy_url.clone());
     })
     .await;
-    *upstream.lock().unwrap() = Some(s.addr);
+    proxy.set_upstream(s.addr);
     let core = phone(&tmp.path().join("phone"), &proxy.url());
     let account = login(&core, "lan").await.unwrap();
 
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    proxy.armed.store(true, Ordering::SeqCst);
+    let armed = Arc::new(AtomicBool::new(true));
+    let fault_armed = armed.clone();
+    proxy.set_faults(move |raw| {
+        let is_refresh = raw.windows(26).any(|w| w == b"grant_type=refresh_token&r");
+        if is_refresh && fault_armed.swap(false, Ordering::SeqCst) {
+            Fault::CutResponse
+        } else {
+            Fault::Pass
+        }
+    });
     // The refresh succeeds on the server, its answer is lost, the client retries with the old
     // refresh token (fresh DPoP proof): the grace window answers, the resident stays logged in.
     assert_eq!(core.identity().account().await.unwrap().account_id, account.account_id);
-    assert!(!proxy.armed.load(Ordering::SeqCst), "the fault was injected");
+    assert!(!armed.load(Ordering::SeqCst), "the fault was injected");
     assert_eq!(count(&s, "SELECT count(*) FROM token_families WHERE revoked_at IS NULL").await, 1);
     // The rotation continues normally afterwards.
     tokio::time::sleep(Duration::from_millis(1_100)).await;

@@ -7,6 +7,8 @@ use congdan_core::sync::{SyncReport, SyncState};
 use congdan_core::{Core, CoreConfig};
 
 use crate::catalog::CatalogApi;
+use crate::drafts::DraftsApi;
+use congdan_core::outbox::DrainReport;
 use crate::error::CongdanError;
 use crate::identity::IdentityApi;
 use crate::platform::{Keystore, KeystoreAdapter, NetworkAdapter, NetworkMonitor, SyncProgressListener};
@@ -25,6 +27,15 @@ pub enum SyncState {
     UpToDate,
     Offline,
     LoginRequired,
+}
+
+#[uniffi::remote(Record)]
+pub struct DrainReport {
+    pub sent: u32,
+    pub rejected: u32,
+    pub waiting: u32,
+    pub offline: bool,
+    pub login_required: bool,
 }
 
 #[uniffi::remote(Record)]
@@ -65,6 +76,27 @@ impl CongdanCore {
 
     pub fn identity(&self) -> Arc<IdentityApi> {
         Arc::new(IdentityApi { inner: self.inner.identity() })
+    }
+
+    pub fn drafts(&self) -> Arc<DraftsApi> {
+        Arc::new(DraftsApi { inner: self.inner.drafts() })
+    }
+
+    /// Sends every due command in the outbox now. Offline is reported, not thrown.
+    pub async fn send_outbox(&self) -> Result<DrainReport, CongdanError> {
+        Ok(self.inner.send_outbox().await?)
+    }
+
+    /// Tell the core the network is back (or the app came to the foreground): its outbox sender
+    /// looks again at once.
+    pub fn outbox_wakeup(&self) {
+        self.inner.outbox_wakeup();
+    }
+
+    /// Runs the outbox sender until the calling coroutine/task is cancelled: it sends when woken
+    /// (a new command, `outboxWakeup`) or when a postponed command falls due; no polling.
+    pub async fn run_outbox_sender(&self) {
+        self.inner.run_outbox_sender().await;
     }
 
     /// Pulls every change feed to its end. Offline is reported in the result's `state`, not

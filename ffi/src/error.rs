@@ -17,6 +17,17 @@ pub enum CongdanError {
     /// The server refused the request; `code` is the server's stable error code.
     #[error("{message_en}")]
     Rejected { code: String, message_vi: String, message_en: String, detail: String },
+    /// The draft has problems to fix before it can be sent; `issues` says which, field by field.
+    #[error("{message_en}")]
+    InvalidDraft {
+        issues: Vec<congdan_core::drafts::validation::FieldIssue>,
+        message_vi: String,
+        message_en: String,
+        detail: String,
+    },
+    /// The draft is being sent or was sent: it cannot be changed.
+    #[error("{message_en}")]
+    DraftLocked { message_vi: String, message_en: String, detail: String },
     /// A login attempt failed; `code` says why (`state_mismatch`, `denied`, `code_rejected`, …).
     #[error("{message_en}")]
     LoginFailed { code: String, message_vi: String, message_en: String, detail: String },
@@ -69,9 +80,8 @@ impl From<Error> for CongdanError {
             Error::NotFound { .. } | Error::ProcedureUnavailable { .. } => {
                 CongdanError::NotFound { message_vi, message_en, detail }
             }
-            Error::DraftLocked { .. } | Error::DraftInvalid { .. } => {
-                CongdanError::InvalidInput { message_vi, message_en, detail }
-            }
+            Error::DraftLocked { .. } => CongdanError::DraftLocked { message_vi, message_en, detail },
+            Error::DraftInvalid { issues, .. } => CongdanError::InvalidDraft { issues, message_vi, message_en, detail },
             Error::Cancelled => CongdanError::Cancelled { message_vi, message_en, detail },
         }
     }

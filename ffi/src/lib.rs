@@ -9,12 +9,14 @@ uniffi::setup_scaffolding!();
 
 mod catalog;
 mod core_object;
+mod drafts;
 mod error;
 mod identity;
 mod platform;
 
 pub use catalog::CatalogApi;
 pub use core_object::{CongdanCore, CoreSettings};
+pub use drafts::DraftsApi;
 pub use error::CongdanError;
 pub use identity::IdentityApi;
 pub use platform::{Keystore, NetworkMonitor, PlatformError, SyncProgressListener};

@@ -810,7 +810,26 @@ public protocol CongdanCoreProtocol: AnyObject, Sendable {
     
     func catalog()  -> CatalogApi
     
+    func drafts()  -> DraftsApi
+    
     func identity()  -> IdentityApi
+    
+    /**
+     * Tell the core the network is back (or the app came to the foreground): its outbox sender
+     * looks again at once.
+     */
+    func outboxWakeup() 
+    
+    /**
+     * Runs the outbox sender until the calling coroutine/task is cancelled: it sends when woken
+     * (a new command, `outboxWakeup`) or when a postponed command falls due; no polling.
+     */
+    func runOutboxSender() async 
+    
+    /**
+     * Sends every due command in the outbox now. Offline is reported, not thrown.
+     */
+    func sendOutbox() async throws  -> DrainReport
     
     /**
      * Pulls every change feed to its end. Offline is reported in the result's `state`, not
@@ -900,6 +919,15 @@ open func catalog() -> CatalogApi  {
 })
 }
     
+open func drafts() -> DraftsApi  {
+    return try!  FfiConverterTypeDraftsApi_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_congdancore_drafts(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
 open func identity() -> IdentityApi  {
     return try!  FfiConverterTypeIdentityApi_lift(try! rustCall() {
         uniffiCallStatus in
@@ -907,6 +935,58 @@ open func identity() -> IdentityApi  {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Tell the core the network is back (or the app came to the foreground): its outbox sender
+     * looks again at once.
+     */
+open func outboxWakeup()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_congdancore_outbox_wakeup(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Runs the outbox sender until the calling coroutine/task is cancelled: it sends when woken
+     * (a new command, `outboxWakeup`) or when a postponed command falls due; no polling.
+     */
+open func runOutboxSender()async   {
+    return
+        try!  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_congdan_ffi_fn_method_congdancore_run_outbox_sender(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_congdan_ffi_rust_future_poll_void,
+            completeFunc: ffi_congdan_ffi_rust_future_complete_void,
+            freeFunc: ffi_congdan_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: nil
+            
+        )
+}
+    
+    /**
+     * Sends every due command in the outbox now. Offline is reported, not thrown.
+     */
+open func sendOutbox()async throws  -> DrainReport  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_congdan_ffi_fn_method_congdancore_send_outbox(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_congdan_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_congdan_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_congdan_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeDrainReport_lift,
+            errorHandler: FfiConverterTypeCongdanError_lift
+        )
 }
     
     /**
@@ -973,6 +1053,277 @@ public func FfiConverterTypeCongdanCore_lift(_ handle: UInt64) throws -> Congdan
 #endif
 public func FfiConverterTypeCongdanCore_lower(_ value: CongdanCore) -> UInt64 {
     return FfiConverterTypeCongdanCore.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Case drafts. Every call works offline; `submit` queues the draft in the outbox, and the core's
+ * sender delivers it exactly once when the network allows.
+ */
+public protocol DraftsApiProtocol: AnyObject, Sendable {
+    
+    func cases() throws  -> [CaseView]
+    
+    func clearField(id: String, fieldId: String) throws 
+    
+    func create(procedureCode: String, title: String?) throws  -> DraftSummary
+    
+    func delete(id: String) throws 
+    
+    func get(id: String) throws  -> DraftDetail?
+    
+    func list() throws  -> [DraftSummary]
+    
+    func outbox(id: String) throws  -> [OutboxEntry]
+    
+    func rename(id: String, title: String) throws 
+    
+    /**
+     * Saves one field at once (autosave) and returns its issues for live display.
+     */
+    func setField(id: String, fieldId: String, value: FieldValue) throws  -> [FieldIssue]
+    
+    /**
+     * Queues the draft for submission; returns the command's idempotency key. A draft with
+     * problems throws `InvalidDraft` with the issues.
+     */
+    func submit(id: String) throws  -> String
+    
+    func undelete(id: String) throws 
+    
+    func validate(id: String) throws  -> [FieldIssue]
+    
+}
+/**
+ * Case drafts. Every call works offline; `submit` queues the draft in the outbox, and the core's
+ * sender delivers it exactly once when the network allows.
+ */
+open class DraftsApi: DraftsApiProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_congdan_ffi_fn_clone_draftsapi(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_congdan_ffi_fn_free_draftsapi(handle, $0) }
+    }
+
+    
+
+    
+open func cases()throws  -> [CaseView]  {
+    return try  FfiConverterSequenceTypeCaseView.lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_draftsapi_cases(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+open func clearField(id: String, fieldId: String)throws   {try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_draftsapi_clear_field(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(id),
+        FfiConverterString.lower(fieldId),uniffiCallStatus
+    )
+}
+}
+    
+open func create(procedureCode: String, title: String?)throws  -> DraftSummary  {
+    return try  FfiConverterTypeDraftSummary_lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_draftsapi_create(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(procedureCode),
+        FfiConverterOptionString.lower(title),uniffiCallStatus
+    )
+})
+}
+    
+open func delete(id: String)throws   {try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_draftsapi_delete(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(id),uniffiCallStatus
+    )
+}
+}
+    
+open func get(id: String)throws  -> DraftDetail?  {
+    return try  FfiConverterOptionTypeDraftDetail.lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_draftsapi_get(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(id),uniffiCallStatus
+    )
+})
+}
+    
+open func list()throws  -> [DraftSummary]  {
+    return try  FfiConverterSequenceTypeDraftSummary.lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_draftsapi_list(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+open func outbox(id: String)throws  -> [OutboxEntry]  {
+    return try  FfiConverterSequenceTypeOutboxEntry.lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_draftsapi_outbox(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(id),uniffiCallStatus
+    )
+})
+}
+    
+open func rename(id: String, title: String)throws   {try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_draftsapi_rename(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(id),
+        FfiConverterString.lower(title),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Saves one field at once (autosave) and returns its issues for live display.
+     */
+open func setField(id: String, fieldId: String, value: FieldValue)throws  -> [FieldIssue]  {
+    return try  FfiConverterSequenceTypeFieldIssue.lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_draftsapi_set_field(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(id),
+        FfiConverterString.lower(fieldId),
+        FfiConverterTypeFieldValue_lower(value),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Queues the draft for submission; returns the command's idempotency key. A draft with
+     * problems throws `InvalidDraft` with the issues.
+     */
+open func submit(id: String)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_draftsapi_submit(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(id),uniffiCallStatus
+    )
+})
+}
+    
+open func undelete(id: String)throws   {try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_draftsapi_undelete(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(id),uniffiCallStatus
+    )
+}
+}
+    
+open func validate(id: String)throws  -> [FieldIssue]  {
+    return try  FfiConverterSequenceTypeFieldIssue.lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_draftsapi_validate(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(id),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDraftsApi: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = DraftsApi
+
+    public static func lift(_ handle: UInt64) throws -> DraftsApi {
+        return DraftsApi(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: DraftsApi) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DraftsApi {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: DraftsApi, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDraftsApi_lift(_ handle: UInt64) throws -> DraftsApi {
+    return try FfiConverterTypeDraftsApi.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDraftsApi_lower(_ value: DraftsApi) -> UInt64 {
+    return FfiConverterTypeDraftsApi.lower(value)
 }
 
 
@@ -2123,6 +2474,84 @@ public func FfiConverterTypeAttachmentRule_lower(_ value: AttachmentRule) -> Rus
 }
 
 
+public struct CaseView: Equatable, Hashable {
+    public var caseId: String
+    public var caseNumber: String
+    public var procedureCode: String
+    public var draftId: String?
+    public var status: String
+    public var receivedAtMs: Int64
+    public var dueDate: String
+    public var timeline: [TimelineEntry]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(caseId: String, caseNumber: String, procedureCode: String, draftId: String?, status: String, receivedAtMs: Int64, dueDate: String, timeline: [TimelineEntry]) {
+        self.caseId = caseId
+        self.caseNumber = caseNumber
+        self.procedureCode = procedureCode
+        self.draftId = draftId
+        self.status = status
+        self.receivedAtMs = receivedAtMs
+        self.dueDate = dueDate
+        self.timeline = timeline
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension CaseView: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCaseView: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CaseView {
+        return
+            try CaseView(
+                caseId: FfiConverterString.read(from: &buf), 
+                caseNumber: FfiConverterString.read(from: &buf), 
+                procedureCode: FfiConverterString.read(from: &buf), 
+                draftId: FfiConverterOptionString.read(from: &buf), 
+                status: FfiConverterString.read(from: &buf), 
+                receivedAtMs: FfiConverterInt64.read(from: &buf), 
+                dueDate: FfiConverterString.read(from: &buf), 
+                timeline: FfiConverterSequenceTypeTimelineEntry.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: CaseView, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.caseId, into: &buf)
+        FfiConverterString.write(value.caseNumber, into: &buf)
+        FfiConverterString.write(value.procedureCode, into: &buf)
+        FfiConverterOptionString.write(value.draftId, into: &buf)
+        FfiConverterString.write(value.status, into: &buf)
+        FfiConverterInt64.write(value.receivedAtMs, into: &buf)
+        FfiConverterString.write(value.dueDate, into: &buf)
+        FfiConverterSequenceTypeTimelineEntry.write(value.timeline, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCaseView_lift(_ buf: RustBuffer) throws -> CaseView {
+    return try FfiConverterTypeCaseView.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCaseView_lower(_ value: CaseView) -> RustBuffer {
+    return FfiConverterTypeCaseView.lower(value)
+}
+
+
 public struct CatalogStatus: Equatable, Hashable {
     public var procedureCount: UInt32
     public var lastSyncedAtMs: Int64?
@@ -2382,6 +2811,332 @@ public func FfiConverterTypeCoreSettings_lower(_ value: CoreSettings) -> RustBuf
 }
 
 
+/**
+ * A draft with its values, and the server's refusal of its last submission if any.
+ */
+public struct DraftDetail: Equatable, Hashable {
+    public var summary: DraftSummary
+    public var fields: [DraftField]
+    public var rejectionCode: String?
+    /**
+     * The field issues the server found, when it refused the values.
+     */
+    public var rejectionIssues: [FieldIssue]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(summary: DraftSummary, fields: [DraftField], rejectionCode: String?, 
+        /**
+         * The field issues the server found, when it refused the values.
+         */rejectionIssues: [FieldIssue]) {
+        self.summary = summary
+        self.fields = fields
+        self.rejectionCode = rejectionCode
+        self.rejectionIssues = rejectionIssues
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DraftDetail: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDraftDetail: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DraftDetail {
+        return
+            try DraftDetail(
+                summary: FfiConverterTypeDraftSummary.read(from: &buf), 
+                fields: FfiConverterSequenceTypeDraftField.read(from: &buf), 
+                rejectionCode: FfiConverterOptionString.read(from: &buf), 
+                rejectionIssues: FfiConverterSequenceTypeFieldIssue.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DraftDetail, into buf: inout [UInt8]) {
+        FfiConverterTypeDraftSummary.write(value.summary, into: &buf)
+        FfiConverterSequenceTypeDraftField.write(value.fields, into: &buf)
+        FfiConverterOptionString.write(value.rejectionCode, into: &buf)
+        FfiConverterSequenceTypeFieldIssue.write(value.rejectionIssues, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDraftDetail_lift(_ buf: RustBuffer) throws -> DraftDetail {
+    return try FfiConverterTypeDraftDetail.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDraftDetail_lower(_ value: DraftDetail) -> RustBuffer {
+    return FfiConverterTypeDraftDetail.lower(value)
+}
+
+
+/**
+ * One field's value in a draft.
+ */
+public struct DraftField: Equatable, Hashable {
+    public var fieldId: String
+    public var value: FieldValue
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(fieldId: String, value: FieldValue) {
+        self.fieldId = fieldId
+        self.value = value
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DraftField: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDraftField: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DraftField {
+        return
+            try DraftField(
+                fieldId: FfiConverterString.read(from: &buf), 
+                value: FfiConverterTypeFieldValue.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DraftField, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.fieldId, into: &buf)
+        FfiConverterTypeFieldValue.write(value.value, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDraftField_lift(_ buf: RustBuffer) throws -> DraftField {
+    return try FfiConverterTypeDraftField.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDraftField_lower(_ value: DraftField) -> RustBuffer {
+    return FfiConverterTypeDraftField.lower(value)
+}
+
+
+public struct DraftSummary: Equatable, Hashable {
+    public var id: String
+    public var procedureCode: String
+    public var title: String
+    public var state: DraftState
+    public var caseNumber: String?
+    public var createdAtMs: Int64
+    public var updatedAtMs: Int64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(id: String, procedureCode: String, title: String, state: DraftState, caseNumber: String?, createdAtMs: Int64, updatedAtMs: Int64) {
+        self.id = id
+        self.procedureCode = procedureCode
+        self.title = title
+        self.state = state
+        self.caseNumber = caseNumber
+        self.createdAtMs = createdAtMs
+        self.updatedAtMs = updatedAtMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DraftSummary: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDraftSummary: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DraftSummary {
+        return
+            try DraftSummary(
+                id: FfiConverterString.read(from: &buf), 
+                procedureCode: FfiConverterString.read(from: &buf), 
+                title: FfiConverterString.read(from: &buf), 
+                state: FfiConverterTypeDraftState.read(from: &buf), 
+                caseNumber: FfiConverterOptionString.read(from: &buf), 
+                createdAtMs: FfiConverterInt64.read(from: &buf), 
+                updatedAtMs: FfiConverterInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DraftSummary, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.procedureCode, into: &buf)
+        FfiConverterString.write(value.title, into: &buf)
+        FfiConverterTypeDraftState.write(value.state, into: &buf)
+        FfiConverterOptionString.write(value.caseNumber, into: &buf)
+        FfiConverterInt64.write(value.createdAtMs, into: &buf)
+        FfiConverterInt64.write(value.updatedAtMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDraftSummary_lift(_ buf: RustBuffer) throws -> DraftSummary {
+    return try FfiConverterTypeDraftSummary.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDraftSummary_lower(_ value: DraftSummary) -> RustBuffer {
+    return FfiConverterTypeDraftSummary.lower(value)
+}
+
+
+public struct DrainReport: Equatable, Hashable {
+    public var sent: UInt32
+    public var rejected: UInt32
+    public var waiting: UInt32
+    public var offline: Bool
+    public var loginRequired: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(sent: UInt32, rejected: UInt32, waiting: UInt32, offline: Bool, loginRequired: Bool) {
+        self.sent = sent
+        self.rejected = rejected
+        self.waiting = waiting
+        self.offline = offline
+        self.loginRequired = loginRequired
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DrainReport: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDrainReport: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DrainReport {
+        return
+            try DrainReport(
+                sent: FfiConverterUInt32.read(from: &buf), 
+                rejected: FfiConverterUInt32.read(from: &buf), 
+                waiting: FfiConverterUInt32.read(from: &buf), 
+                offline: FfiConverterBool.read(from: &buf), 
+                loginRequired: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DrainReport, into buf: inout [UInt8]) {
+        FfiConverterUInt32.write(value.sent, into: &buf)
+        FfiConverterUInt32.write(value.rejected, into: &buf)
+        FfiConverterUInt32.write(value.waiting, into: &buf)
+        FfiConverterBool.write(value.offline, into: &buf)
+        FfiConverterBool.write(value.loginRequired, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDrainReport_lift(_ buf: RustBuffer) throws -> DrainReport {
+    return try FfiConverterTypeDrainReport.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDrainReport_lower(_ value: DrainReport) -> RustBuffer {
+    return FfiConverterTypeDrainReport.lower(value)
+}
+
+
+public struct FieldIssue: Equatable, Hashable {
+    public var fieldId: String
+    public var code: IssueCode
+    public var message: LocalizedText
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(fieldId: String, code: IssueCode, message: LocalizedText) {
+        self.fieldId = fieldId
+        self.code = code
+        self.message = message
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension FieldIssue: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFieldIssue: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FieldIssue {
+        return
+            try FieldIssue(
+                fieldId: FfiConverterString.read(from: &buf), 
+                code: FfiConverterTypeIssueCode.read(from: &buf), 
+                message: FfiConverterTypeLocalizedText.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: FieldIssue, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.fieldId, into: &buf)
+        FfiConverterTypeIssueCode.write(value.code, into: &buf)
+        FfiConverterTypeLocalizedText.write(value.message, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFieldIssue_lift(_ buf: RustBuffer) throws -> FieldIssue {
+    return try FfiConverterTypeFieldIssue.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFieldIssue_lower(_ value: FieldIssue) -> RustBuffer {
+    return FfiConverterTypeFieldIssue.lower(value)
+}
+
+
 public struct FormField: Equatable, Hashable {
     public var id: String
     public var label: LocalizedText
@@ -2557,6 +3312,79 @@ public func FfiConverterTypeLoginRequest_lift(_ buf: RustBuffer) throws -> Login
 #endif
 public func FfiConverterTypeLoginRequest_lower(_ value: LoginRequest) -> RustBuffer {
     return FfiConverterTypeLoginRequest.lower(value)
+}
+
+
+/**
+ * A command in the outbox, as a screen shows it ("waiting to send", "sent", "refused").
+ */
+public struct OutboxEntry: Equatable, Hashable {
+    public var idempotencyKey: String
+    public var kind: String
+    public var state: OutboxState
+    public var attempts: UInt32
+    public var rejectionCode: String?
+    public var updatedAtMs: Int64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(idempotencyKey: String, kind: String, state: OutboxState, attempts: UInt32, rejectionCode: String?, updatedAtMs: Int64) {
+        self.idempotencyKey = idempotencyKey
+        self.kind = kind
+        self.state = state
+        self.attempts = attempts
+        self.rejectionCode = rejectionCode
+        self.updatedAtMs = updatedAtMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension OutboxEntry: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOutboxEntry: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OutboxEntry {
+        return
+            try OutboxEntry(
+                idempotencyKey: FfiConverterString.read(from: &buf), 
+                kind: FfiConverterString.read(from: &buf), 
+                state: FfiConverterTypeOutboxState.read(from: &buf), 
+                attempts: FfiConverterUInt32.read(from: &buf), 
+                rejectionCode: FfiConverterOptionString.read(from: &buf), 
+                updatedAtMs: FfiConverterInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: OutboxEntry, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.idempotencyKey, into: &buf)
+        FfiConverterString.write(value.kind, into: &buf)
+        FfiConverterTypeOutboxState.write(value.state, into: &buf)
+        FfiConverterUInt32.write(value.attempts, into: &buf)
+        FfiConverterOptionString.write(value.rejectionCode, into: &buf)
+        FfiConverterInt64.write(value.updatedAtMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOutboxEntry_lift(_ buf: RustBuffer) throws -> OutboxEntry {
+    return try FfiConverterTypeOutboxEntry.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOutboxEntry_lower(_ value: OutboxEntry) -> RustBuffer {
+    return FfiConverterTypeOutboxEntry.lower(value)
 }
 
 
@@ -2836,6 +3664,64 @@ public func FfiConverterTypeSyncReport_lower(_ value: SyncReport) -> RustBuffer 
 }
 
 
+public struct TimelineEntry: Equatable, Hashable {
+    public var status: String
+    public var atMs: Int64
+    public var message: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(status: String, atMs: Int64, message: String?) {
+        self.status = status
+        self.atMs = atMs
+        self.message = message
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension TimelineEntry: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTimelineEntry: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TimelineEntry {
+        return
+            try TimelineEntry(
+                status: FfiConverterString.read(from: &buf), 
+                atMs: FfiConverterInt64.read(from: &buf), 
+                message: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: TimelineEntry, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.status, into: &buf)
+        FfiConverterInt64.write(value.atMs, into: &buf)
+        FfiConverterOptionString.write(value.message, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTimelineEntry_lift(_ buf: RustBuffer) throws -> TimelineEntry {
+    return try FfiConverterTypeTimelineEntry.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTimelineEntry_lower(_ value: TimelineEntry) -> RustBuffer {
+    return FfiConverterTypeTimelineEntry.lower(value)
+}
+
+
 public 
 enum CongdanError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
 
@@ -2860,6 +3746,16 @@ enum CongdanError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
      * The server refused the request; `code` is the server's stable error code.
      */
     case Rejected(code: String, messageVi: String, messageEn: String, detail: String
+    )
+    /**
+     * The draft has problems to fix before it can be sent; `issues` says which, field by field.
+     */
+    case InvalidDraft(issues: [FieldIssue], messageVi: String, messageEn: String, detail: String
+    )
+    /**
+     * The draft is being sent or was sent: it cannot be changed.
+     */
+    case DraftLocked(messageVi: String, messageEn: String, detail: String
     )
     /**
      * A login attempt failed; `code` says why (`state_mismatch`, `denied`, `code_rejected`, …).
@@ -2935,33 +3831,44 @@ public struct FfiConverterTypeCongdanError: FfiConverterRustBuffer {
             messageEn: try FfiConverterString.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 5: return .LoginFailed(
+        case 5: return .InvalidDraft(
+            issues: try FfiConverterSequenceTypeFieldIssue.read(from: &buf), 
+            messageVi: try FfiConverterString.read(from: &buf), 
+            messageEn: try FfiConverterString.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 6: return .DraftLocked(
+            messageVi: try FfiConverterString.read(from: &buf), 
+            messageEn: try FfiConverterString.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 7: return .LoginFailed(
             code: try FfiConverterString.read(from: &buf), 
             messageVi: try FfiConverterString.read(from: &buf), 
             messageEn: try FfiConverterString.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 6: return .LoginRequired(
+        case 8: return .LoginRequired(
             messageVi: try FfiConverterString.read(from: &buf), 
             messageEn: try FfiConverterString.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 7: return .InvalidInput(
+        case 9: return .InvalidInput(
             messageVi: try FfiConverterString.read(from: &buf), 
             messageEn: try FfiConverterString.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 8: return .Platform(
+        case 10: return .Platform(
             messageVi: try FfiConverterString.read(from: &buf), 
             messageEn: try FfiConverterString.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 9: return .NotFound(
+        case 11: return .NotFound(
             messageVi: try FfiConverterString.read(from: &buf), 
             messageEn: try FfiConverterString.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 10: return .Cancelled(
+        case 12: return .Cancelled(
             messageVi: try FfiConverterString.read(from: &buf), 
             messageEn: try FfiConverterString.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
@@ -3007,8 +3914,23 @@ public struct FfiConverterTypeCongdanError: FfiConverterRustBuffer {
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .LoginFailed(code,messageVi,messageEn,detail):
+        case let .InvalidDraft(issues,messageVi,messageEn,detail):
             writeInt(&buf, Int32(5))
+            FfiConverterSequenceTypeFieldIssue.write(issues, into: &buf)
+            FfiConverterString.write(messageVi, into: &buf)
+            FfiConverterString.write(messageEn, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .DraftLocked(messageVi,messageEn,detail):
+            writeInt(&buf, Int32(6))
+            FfiConverterString.write(messageVi, into: &buf)
+            FfiConverterString.write(messageEn, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .LoginFailed(code,messageVi,messageEn,detail):
+            writeInt(&buf, Int32(7))
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(messageVi, into: &buf)
             FfiConverterString.write(messageEn, into: &buf)
@@ -3016,35 +3938,35 @@ public struct FfiConverterTypeCongdanError: FfiConverterRustBuffer {
             
         
         case let .LoginRequired(messageVi,messageEn,detail):
-            writeInt(&buf, Int32(6))
-            FfiConverterString.write(messageVi, into: &buf)
-            FfiConverterString.write(messageEn, into: &buf)
-            FfiConverterString.write(detail, into: &buf)
-            
-        
-        case let .InvalidInput(messageVi,messageEn,detail):
-            writeInt(&buf, Int32(7))
-            FfiConverterString.write(messageVi, into: &buf)
-            FfiConverterString.write(messageEn, into: &buf)
-            FfiConverterString.write(detail, into: &buf)
-            
-        
-        case let .Platform(messageVi,messageEn,detail):
             writeInt(&buf, Int32(8))
             FfiConverterString.write(messageVi, into: &buf)
             FfiConverterString.write(messageEn, into: &buf)
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .NotFound(messageVi,messageEn,detail):
+        case let .InvalidInput(messageVi,messageEn,detail):
             writeInt(&buf, Int32(9))
             FfiConverterString.write(messageVi, into: &buf)
             FfiConverterString.write(messageEn, into: &buf)
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .Cancelled(messageVi,messageEn,detail):
+        case let .Platform(messageVi,messageEn,detail):
             writeInt(&buf, Int32(10))
+            FfiConverterString.write(messageVi, into: &buf)
+            FfiConverterString.write(messageEn, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .NotFound(messageVi,messageEn,detail):
+            writeInt(&buf, Int32(11))
+            FfiConverterString.write(messageVi, into: &buf)
+            FfiConverterString.write(messageEn, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .Cancelled(messageVi,messageEn,detail):
+            writeInt(&buf, Int32(12))
             FfiConverterString.write(messageVi, into: &buf)
             FfiConverterString.write(messageEn, into: &buf)
             FfiConverterString.write(detail, into: &buf)
@@ -3067,6 +3989,86 @@ public func FfiConverterTypeCongdanError_lift(_ buf: RustBuffer) throws -> Congd
 public func FfiConverterTypeCongdanError_lower(_ value: CongdanError) -> RustBuffer {
     return FfiConverterTypeCongdanError.lower(value)
 }
+
+
+
+public enum DraftState: Equatable, Hashable {
+    
+    case editing
+    case submitting
+    case submitted
+    case rejected
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension DraftState: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDraftState: FfiConverterRustBuffer {
+    typealias SwiftType = DraftState
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DraftState {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .editing
+        
+        case 2: return .submitting
+        
+        case 3: return .submitted
+        
+        case 4: return .rejected
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: DraftState, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .editing:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .submitting:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .submitted:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .rejected:
+            writeInt(&buf, Int32(4))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDraftState_lift(_ buf: RustBuffer) throws -> DraftState {
+    return try FfiConverterTypeDraftState.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDraftState_lower(_ value: DraftState) -> RustBuffer {
+    return FfiConverterTypeDraftState.lower(value)
+}
+
 
 
 
@@ -3173,6 +4175,287 @@ public func FfiConverterTypeFieldType_lift(_ buf: RustBuffer) throws -> FieldTyp
 #endif
 public func FfiConverterTypeFieldType_lower(_ value: FieldType) -> RustBuffer {
     return FfiConverterTypeFieldType.lower(value)
+}
+
+
+
+
+public enum FieldValue: Equatable, Hashable {
+    
+    case text(String
+    )
+    case number(Double
+    )
+    case date(String
+    )
+    case choice([String]
+    )
+    case location(lat: Double, lon: Double
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension FieldValue: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFieldValue: FfiConverterRustBuffer {
+    typealias SwiftType = FieldValue
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FieldValue {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .text(try FfiConverterString.read(from: &buf)
+        )
+        
+        case 2: return .number(try FfiConverterDouble.read(from: &buf)
+        )
+        
+        case 3: return .date(try FfiConverterString.read(from: &buf)
+        )
+        
+        case 4: return .choice(try FfiConverterSequenceString.read(from: &buf)
+        )
+        
+        case 5: return .location(lat: try FfiConverterDouble.read(from: &buf), lon: try FfiConverterDouble.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: FieldValue, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .text(v1):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(v1, into: &buf)
+            
+        
+        case let .number(v1):
+            writeInt(&buf, Int32(2))
+            FfiConverterDouble.write(v1, into: &buf)
+            
+        
+        case let .date(v1):
+            writeInt(&buf, Int32(3))
+            FfiConverterString.write(v1, into: &buf)
+            
+        
+        case let .choice(v1):
+            writeInt(&buf, Int32(4))
+            FfiConverterSequenceString.write(v1, into: &buf)
+            
+        
+        case let .location(lat,lon):
+            writeInt(&buf, Int32(5))
+            FfiConverterDouble.write(lat, into: &buf)
+            FfiConverterDouble.write(lon, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFieldValue_lift(_ buf: RustBuffer) throws -> FieldValue {
+    return try FfiConverterTypeFieldValue.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFieldValue_lower(_ value: FieldValue) -> RustBuffer {
+    return FfiConverterTypeFieldValue.lower(value)
+}
+
+
+
+
+public enum IssueCode: Equatable, Hashable {
+    
+    case required
+    case wrongType
+    case tooShort
+    case tooLong
+    case belowMin
+    case aboveMax
+    case notInteger
+    case invalidDate
+    case dateTooEarly
+    case dateTooLate
+    case notAnOption
+    case oneChoiceOnly
+    case invalidPhone
+    case invalidNationalId
+    case invalidLocation
+    case unknownField
+    case attachmentMissing
+    case tooManyAttachments
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension IssueCode: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeIssueCode: FfiConverterRustBuffer {
+    typealias SwiftType = IssueCode
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> IssueCode {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .required
+        
+        case 2: return .wrongType
+        
+        case 3: return .tooShort
+        
+        case 4: return .tooLong
+        
+        case 5: return .belowMin
+        
+        case 6: return .aboveMax
+        
+        case 7: return .notInteger
+        
+        case 8: return .invalidDate
+        
+        case 9: return .dateTooEarly
+        
+        case 10: return .dateTooLate
+        
+        case 11: return .notAnOption
+        
+        case 12: return .oneChoiceOnly
+        
+        case 13: return .invalidPhone
+        
+        case 14: return .invalidNationalId
+        
+        case 15: return .invalidLocation
+        
+        case 16: return .unknownField
+        
+        case 17: return .attachmentMissing
+        
+        case 18: return .tooManyAttachments
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: IssueCode, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .required:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .wrongType:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .tooShort:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .tooLong:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .belowMin:
+            writeInt(&buf, Int32(5))
+        
+        
+        case .aboveMax:
+            writeInt(&buf, Int32(6))
+        
+        
+        case .notInteger:
+            writeInt(&buf, Int32(7))
+        
+        
+        case .invalidDate:
+            writeInt(&buf, Int32(8))
+        
+        
+        case .dateTooEarly:
+            writeInt(&buf, Int32(9))
+        
+        
+        case .dateTooLate:
+            writeInt(&buf, Int32(10))
+        
+        
+        case .notAnOption:
+            writeInt(&buf, Int32(11))
+        
+        
+        case .oneChoiceOnly:
+            writeInt(&buf, Int32(12))
+        
+        
+        case .invalidPhone:
+            writeInt(&buf, Int32(13))
+        
+        
+        case .invalidNationalId:
+            writeInt(&buf, Int32(14))
+        
+        
+        case .invalidLocation:
+            writeInt(&buf, Int32(15))
+        
+        
+        case .unknownField:
+            writeInt(&buf, Int32(16))
+        
+        
+        case .attachmentMissing:
+            writeInt(&buf, Int32(17))
+        
+        
+        case .tooManyAttachments:
+            writeInt(&buf, Int32(18))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIssueCode_lift(_ buf: RustBuffer) throws -> IssueCode {
+    return try FfiConverterTypeIssueCode.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIssueCode_lower(_ value: IssueCode) -> RustBuffer {
+    return FfiConverterTypeIssueCode.lower(value)
 }
 
 
@@ -3319,6 +4602,86 @@ public func FfiConverterTypeNetworkState_lift(_ buf: RustBuffer) throws -> Netwo
 #endif
 public func FfiConverterTypeNetworkState_lower(_ value: NetworkState) -> RustBuffer {
     return FfiConverterTypeNetworkState.lower(value)
+}
+
+
+
+
+public enum OutboxState: Equatable, Hashable {
+    
+    case waiting
+    case sending
+    case sent
+    case rejected
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension OutboxState: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOutboxState: FfiConverterRustBuffer {
+    typealias SwiftType = OutboxState
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OutboxState {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .waiting
+        
+        case 2: return .sending
+        
+        case 3: return .sent
+        
+        case 4: return .rejected
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: OutboxState, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .waiting:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .sending:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .sent:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .rejected:
+            writeInt(&buf, Int32(4))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOutboxState_lift(_ buf: RustBuffer) throws -> OutboxState {
+    return try FfiConverterTypeOutboxState.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOutboxState_lower(_ value: OutboxState) -> RustBuffer {
+    return FfiConverterTypeOutboxState.lower(value)
 }
 
 
@@ -3764,6 +5127,30 @@ fileprivate struct FfiConverterOptionTypeSyncProgressListener: FfiConverterRustB
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeDraftDetail: FfiConverterRustBuffer {
+    typealias SwiftType = DraftDetail?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeDraftDetail.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeDraftDetail.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeLocalizedText: FfiConverterRustBuffer {
     typealias SwiftType = LocalizedText?
 
@@ -3886,6 +5273,31 @@ fileprivate struct FfiConverterSequenceTypeAttachmentRule: FfiConverterRustBuffe
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeCaseView: FfiConverterRustBuffer {
+    typealias SwiftType = [CaseView]
+
+    public static func write(_ value: [CaseView], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeCaseView.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [CaseView] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [CaseView]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeCaseView.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeChoiceOption: FfiConverterRustBuffer {
     typealias SwiftType = [ChoiceOption]
 
@@ -3903,6 +5315,81 @@ fileprivate struct FfiConverterSequenceTypeChoiceOption: FfiConverterRustBuffer 
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeChoiceOption.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeDraftField: FfiConverterRustBuffer {
+    typealias SwiftType = [DraftField]
+
+    public static func write(_ value: [DraftField], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeDraftField.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [DraftField] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [DraftField]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeDraftField.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeDraftSummary: FfiConverterRustBuffer {
+    typealias SwiftType = [DraftSummary]
+
+    public static func write(_ value: [DraftSummary], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeDraftSummary.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [DraftSummary] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [DraftSummary]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeDraftSummary.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeFieldIssue: FfiConverterRustBuffer {
+    typealias SwiftType = [FieldIssue]
+
+    public static func write(_ value: [FieldIssue], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeFieldIssue.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [FieldIssue] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [FieldIssue]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeFieldIssue.read(from: &buf))
         }
         return seq
     }
@@ -3936,6 +5423,31 @@ fileprivate struct FfiConverterSequenceTypeFormField: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeOutboxEntry: FfiConverterRustBuffer {
+    typealias SwiftType = [OutboxEntry]
+
+    public static func write(_ value: [OutboxEntry], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeOutboxEntry.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [OutboxEntry] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [OutboxEntry]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeOutboxEntry.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeProcedureSummary: FfiConverterRustBuffer {
     typealias SwiftType = [ProcedureSummary]
 
@@ -3953,6 +5465,31 @@ fileprivate struct FfiConverterSequenceTypeProcedureSummary: FfiConverterRustBuf
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeProcedureSummary.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeTimelineEntry: FfiConverterRustBuffer {
+    typealias SwiftType = [TimelineEntry]
+
+    public static func write(_ value: [TimelineEntry], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeTimelineEntry.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [TimelineEntry] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [TimelineEntry]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeTimelineEntry.read(from: &buf))
         }
         return seq
     }

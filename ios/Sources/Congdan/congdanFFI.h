@@ -365,14 +365,104 @@ uint64_t uniffi_congdan_ffi_fn_constructor_congdancore_open(RustBuffer settings,
 uint64_t uniffi_congdan_ffi_fn_method_congdancore_catalog(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_DRAFTS
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_DRAFTS
+uint64_t uniffi_congdan_ffi_fn_method_congdancore_drafts(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_IDENTITY
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_IDENTITY
 uint64_t uniffi_congdan_ffi_fn_method_congdancore_identity(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_OUTBOX_WAKEUP
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_OUTBOX_WAKEUP
+void uniffi_congdan_ffi_fn_method_congdancore_outbox_wakeup(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_RUN_OUTBOX_SENDER
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_RUN_OUTBOX_SENDER
+uint64_t uniffi_congdan_ffi_fn_method_congdancore_run_outbox_sender(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_SEND_OUTBOX
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_SEND_OUTBOX
+uint64_t uniffi_congdan_ffi_fn_method_congdancore_send_outbox(uint64_t ptr
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_SYNC
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_SYNC
 uint64_t uniffi_congdan_ffi_fn_method_congdancore_sync(uint64_t ptr, RustBuffer listener
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_DRAFTSAPI
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_DRAFTSAPI
+uint64_t uniffi_congdan_ffi_fn_clone_draftsapi(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_FREE_DRAFTSAPI
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_FREE_DRAFTSAPI
+void uniffi_congdan_ffi_fn_free_draftsapi(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_CASES
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_CASES
+RustBuffer uniffi_congdan_ffi_fn_method_draftsapi_cases(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_CLEAR_FIELD
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_CLEAR_FIELD
+void uniffi_congdan_ffi_fn_method_draftsapi_clear_field(uint64_t ptr, RustBuffer id, RustBuffer field_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_CREATE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_CREATE
+RustBuffer uniffi_congdan_ffi_fn_method_draftsapi_create(uint64_t ptr, RustBuffer procedure_code, RustBuffer title, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_DELETE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_DELETE
+void uniffi_congdan_ffi_fn_method_draftsapi_delete(uint64_t ptr, RustBuffer id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_GET
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_GET
+RustBuffer uniffi_congdan_ffi_fn_method_draftsapi_get(uint64_t ptr, RustBuffer id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_LIST
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_LIST
+RustBuffer uniffi_congdan_ffi_fn_method_draftsapi_list(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_OUTBOX
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_OUTBOX
+RustBuffer uniffi_congdan_ffi_fn_method_draftsapi_outbox(uint64_t ptr, RustBuffer id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_RENAME
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_RENAME
+void uniffi_congdan_ffi_fn_method_draftsapi_rename(uint64_t ptr, RustBuffer id, RustBuffer title, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_SET_FIELD
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_SET_FIELD
+RustBuffer uniffi_congdan_ffi_fn_method_draftsapi_set_field(uint64_t ptr, RustBuffer id, RustBuffer field_id, RustBuffer value, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_SUBMIT
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_SUBMIT
+RustBuffer uniffi_congdan_ffi_fn_method_draftsapi_submit(uint64_t ptr, RustBuffer id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_UNDELETE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_UNDELETE
+void uniffi_congdan_ffi_fn_method_draftsapi_undelete(uint64_t ptr, RustBuffer id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_VALIDATE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_VALIDATE
+RustBuffer uniffi_congdan_ffi_fn_method_draftsapi_validate(uint64_t ptr, RustBuffer id, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_IDENTITYAPI
@@ -775,15 +865,111 @@ uint16_t uniffi_congdan_ffi_checksum_method_congdancore_catalog(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_DRAFTS
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_DRAFTS
+uint16_t uniffi_congdan_ffi_checksum_method_congdancore_drafts(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_IDENTITY
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_IDENTITY
 uint16_t uniffi_congdan_ffi_checksum_method_congdancore_identity(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_OUTBOX_WAKEUP
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_OUTBOX_WAKEUP
+uint16_t uniffi_congdan_ffi_checksum_method_congdancore_outbox_wakeup(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_RUN_OUTBOX_SENDER
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_RUN_OUTBOX_SENDER
+uint16_t uniffi_congdan_ffi_checksum_method_congdancore_run_outbox_sender(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_SEND_OUTBOX
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_SEND_OUTBOX
+uint16_t uniffi_congdan_ffi_checksum_method_congdancore_send_outbox(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_SYNC
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_SYNC
 uint16_t uniffi_congdan_ffi_checksum_method_congdancore_sync(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_CASES
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_CASES
+uint16_t uniffi_congdan_ffi_checksum_method_draftsapi_cases(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_CLEAR_FIELD
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_CLEAR_FIELD
+uint16_t uniffi_congdan_ffi_checksum_method_draftsapi_clear_field(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_CREATE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_CREATE
+uint16_t uniffi_congdan_ffi_checksum_method_draftsapi_create(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_DELETE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_DELETE
+uint16_t uniffi_congdan_ffi_checksum_method_draftsapi_delete(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_GET
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_GET
+uint16_t uniffi_congdan_ffi_checksum_method_draftsapi_get(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_LIST
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_LIST
+uint16_t uniffi_congdan_ffi_checksum_method_draftsapi_list(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_OUTBOX
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_OUTBOX
+uint16_t uniffi_congdan_ffi_checksum_method_draftsapi_outbox(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_RENAME
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_RENAME
+uint16_t uniffi_congdan_ffi_checksum_method_draftsapi_rename(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_SET_FIELD
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_SET_FIELD
+uint16_t uniffi_congdan_ffi_checksum_method_draftsapi_set_field(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_SUBMIT
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_SUBMIT
+uint16_t uniffi_congdan_ffi_checksum_method_draftsapi_submit(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_UNDELETE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_UNDELETE
+uint16_t uniffi_congdan_ffi_checksum_method_draftsapi_undelete(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_VALIDATE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_VALIDATE
+uint16_t uniffi_congdan_ffi_checksum_method_draftsapi_validate(void
     
 );
 #endif

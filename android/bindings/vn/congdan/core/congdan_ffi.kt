@@ -775,9 +775,41 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_congdancore_catalog(
     ): Int
+    external fun uniffi_congdan_ffi_checksum_method_congdancore_drafts(
+    ): Int
     external fun uniffi_congdan_ffi_checksum_method_congdancore_identity(
     ): Int
+    external fun uniffi_congdan_ffi_checksum_method_congdancore_outbox_wakeup(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_congdancore_run_outbox_sender(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_congdancore_send_outbox(
+    ): Int
     external fun uniffi_congdan_ffi_checksum_method_congdancore_sync(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_draftsapi_cases(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_draftsapi_clear_field(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_draftsapi_create(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_draftsapi_delete(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_draftsapi_get(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_draftsapi_list(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_draftsapi_outbox(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_draftsapi_rename(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_draftsapi_set_field(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_draftsapi_submit(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_draftsapi_undelete(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_draftsapi_validate(
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_identityapi_account(
     ): Int
@@ -846,10 +878,46 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_congdan_ffi_fn_method_congdancore_catalog(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_congdan_ffi_fn_method_congdancore_drafts(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_congdan_ffi_fn_method_congdancore_identity(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_congdan_ffi_fn_method_congdancore_outbox_wakeup(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_congdan_ffi_fn_method_congdancore_run_outbox_sender(`ptr`: Long,
+    ): Long
+    external fun uniffi_congdan_ffi_fn_method_congdancore_send_outbox(`ptr`: Long,
     ): Long
     external fun uniffi_congdan_ffi_fn_method_congdancore_sync(`ptr`: Long,`listener`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_congdan_ffi_fn_clone_draftsapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_congdan_ffi_fn_free_draftsapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_congdan_ffi_fn_method_draftsapi_cases(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_draftsapi_clear_field(`ptr`: Long,`id`: RustBuffer.ByValue,`fieldId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_congdan_ffi_fn_method_draftsapi_create(`ptr`: Long,`procedureCode`: RustBuffer.ByValue,`title`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_draftsapi_delete(`ptr`: Long,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_congdan_ffi_fn_method_draftsapi_get(`ptr`: Long,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_draftsapi_list(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_draftsapi_outbox(`ptr`: Long,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_draftsapi_rename(`ptr`: Long,`id`: RustBuffer.ByValue,`title`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_congdan_ffi_fn_method_draftsapi_set_field(`ptr`: Long,`id`: RustBuffer.ByValue,`fieldId`: RustBuffer.ByValue,`value`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_draftsapi_submit(`ptr`: Long,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_draftsapi_undelete(`ptr`: Long,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_congdan_ffi_fn_method_draftsapi_validate(`ptr`: Long,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_congdan_ffi_fn_clone_identityapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_congdan_ffi_fn_free_identityapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1866,7 +1934,26 @@ public interface CongdanCoreInterface {
     
     fun `catalog`(): CatalogApi
     
+    fun `drafts`(): DraftsApi
+    
     fun `identity`(): IdentityApi
+    
+    /**
+     * Tell the core the network is back (or the app came to the foreground): its outbox sender
+     * looks again at once.
+     */
+    fun `outboxWakeup`()
+    
+    /**
+     * Runs the outbox sender until the calling coroutine/task is cancelled: it sends when woken
+     * (a new command, `outboxWakeup`) or when a postponed command falls due; no polling.
+     */
+    suspend fun `runOutboxSender`()
+    
+    /**
+     * Sends every due command in the outbox now. Offline is reported, not thrown.
+     */
+    suspend fun `sendOutbox`(): DrainReport
     
     /**
      * Pulls every change feed to its end. Offline is reported in the result's `state`, not
@@ -1995,6 +2082,19 @@ open class CongdanCore: Disposable, AutoCloseable, CongdanCoreInterface
     }
     
 
+    override fun `drafts`(): DraftsApi {
+            return FfiConverterTypeDraftsApi.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_congdancore_drafts(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
     override fun `identity`(): IdentityApi {
             return FfiConverterTypeIdentityApi.lift(
     callWithHandle {
@@ -2007,6 +2107,71 @@ open class CongdanCore: Disposable, AutoCloseable, CongdanCoreInterface
     )
     }
     
+
+    
+    /**
+     * Tell the core the network is back (or the app came to the foreground): its outbox sender
+     * looks again at once.
+     */override fun `outboxWakeup`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_congdancore_outbox_wakeup(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Runs the outbox sender until the calling coroutine/task is cancelled: it sends when woken
+     * (a new command, `outboxWakeup`) or when a postponed command falls due; no polling.
+     */
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `runOutboxSender`() {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_congdan_ffi_fn_method_congdancore_run_outbox_sender(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_congdan_ffi_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        UniffiNullRustCallStatusErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Sends every due command in the outbox now. Offline is reported, not thrown.
+     */
+    @Throws(CongdanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `sendOutbox`() : DrainReport {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_congdan_ffi_fn_method_congdancore_send_outbox(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_congdan_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeDrainReport.lift(it) },
+        // Error FFI converter
+        CongdanException.ErrorHandler,
+    )
+    }
 
     
     /**
@@ -2086,6 +2251,471 @@ public object FfiConverterTypeCongdanCore: FfiConverter<CongdanCore, Long> {
     override fun allocationSize(value: CongdanCore) = 8UL
 
     override fun write(value: CongdanCore, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Case drafts. Every call works offline; `submit` queues the draft in the outbox, and the core's
+ * sender delivers it exactly once when the network allows.
+ */
+public interface DraftsApiInterface {
+    
+    fun `cases`(): List<CaseView>
+    
+    fun `clearField`(`id`: kotlin.String, `fieldId`: kotlin.String)
+    
+    fun `create`(`procedureCode`: kotlin.String, `title`: kotlin.String?): DraftSummary
+    
+    fun `delete`(`id`: kotlin.String)
+    
+    fun `get`(`id`: kotlin.String): DraftDetail?
+    
+    fun `list`(): List<DraftSummary>
+    
+    fun `outbox`(`id`: kotlin.String): List<OutboxEntry>
+    
+    fun `rename`(`id`: kotlin.String, `title`: kotlin.String)
+    
+    /**
+     * Saves one field at once (autosave) and returns its issues for live display.
+     */
+    fun `setField`(`id`: kotlin.String, `fieldId`: kotlin.String, `value`: FieldValue): List<FieldIssue>
+    
+    /**
+     * Queues the draft for submission; returns the command's idempotency key. A draft with
+     * problems throws `InvalidDraft` with the issues.
+     */
+    fun `submit`(`id`: kotlin.String): kotlin.String
+    
+    fun `undelete`(`id`: kotlin.String)
+    
+    fun `validate`(`id`: kotlin.String): List<FieldIssue>
+    
+    companion object
+}
+
+/**
+ * Case drafts. Every call works offline; `submit` queues the draft in the outbox, and the core's
+ * sender delivers it exactly once when the network allows.
+ */
+open class DraftsApi: Disposable, AutoCloseable, DraftsApiInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_congdan_ffi_fn_free_draftsapi(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_congdan_ffi_fn_clone_draftsapi(handle, status)
+        }
+    }
+
+    
+    @Throws(CongdanException::class)override fun `cases`(): List<CaseView> {
+            return FfiConverterSequenceTypeCaseView.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_draftsapi_cases(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    @Throws(CongdanException::class)override fun `clearField`(`id`: kotlin.String, `fieldId`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_draftsapi_clear_field(
+        it,
+        
+        FfiConverterString.lower(`id`),
+        FfiConverterString.lower(`fieldId`),_status)
+}
+    }
+    
+    
+
+    
+    @Throws(CongdanException::class)override fun `create`(`procedureCode`: kotlin.String, `title`: kotlin.String?): DraftSummary {
+            return FfiConverterTypeDraftSummary.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_draftsapi_create(
+        it,
+        
+        FfiConverterString.lower(`procedureCode`),
+        FfiConverterOptionalString.lower(`title`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    @Throws(CongdanException::class)override fun `delete`(`id`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_draftsapi_delete(
+        it,
+        
+        FfiConverterString.lower(`id`),_status)
+}
+    }
+    
+    
+
+    
+    @Throws(CongdanException::class)override fun `get`(`id`: kotlin.String): DraftDetail? {
+            return FfiConverterOptionalTypeDraftDetail.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_draftsapi_get(
+        it,
+        
+        FfiConverterString.lower(`id`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    @Throws(CongdanException::class)override fun `list`(): List<DraftSummary> {
+            return FfiConverterSequenceTypeDraftSummary.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_draftsapi_list(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    @Throws(CongdanException::class)override fun `outbox`(`id`: kotlin.String): List<OutboxEntry> {
+            return FfiConverterSequenceTypeOutboxEntry.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_draftsapi_outbox(
+        it,
+        
+        FfiConverterString.lower(`id`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    @Throws(CongdanException::class)override fun `rename`(`id`: kotlin.String, `title`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_draftsapi_rename(
+        it,
+        
+        FfiConverterString.lower(`id`),
+        FfiConverterString.lower(`title`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Saves one field at once (autosave) and returns its issues for live display.
+     */
+    @Throws(CongdanException::class)override fun `setField`(`id`: kotlin.String, `fieldId`: kotlin.String, `value`: FieldValue): List<FieldIssue> {
+            return FfiConverterSequenceTypeFieldIssue.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_draftsapi_set_field(
+        it,
+        
+        FfiConverterString.lower(`id`),
+        FfiConverterString.lower(`fieldId`),
+        FfiConverterTypeFieldValue.lower(`value`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Queues the draft for submission; returns the command's idempotency key. A draft with
+     * problems throws `InvalidDraft` with the issues.
+     */
+    @Throws(CongdanException::class)override fun `submit`(`id`: kotlin.String): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_draftsapi_submit(
+        it,
+        
+        FfiConverterString.lower(`id`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    @Throws(CongdanException::class)override fun `undelete`(`id`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_draftsapi_undelete(
+        it,
+        
+        FfiConverterString.lower(`id`),_status)
+}
+    }
+    
+    
+
+    
+    @Throws(CongdanException::class)override fun `validate`(`id`: kotlin.String): List<FieldIssue> {
+            return FfiConverterSequenceTypeFieldIssue.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_draftsapi_validate(
+        it,
+        
+        FfiConverterString.lower(`id`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDraftsApi: FfiConverter<DraftsApi, Long> {
+    override fun lower(value: DraftsApi): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): DraftsApi {
+        return DraftsApi(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): DraftsApi {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: DraftsApi) = 8UL
+
+    override fun write(value: DraftsApi, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -3699,6 +4329,74 @@ public object FfiConverterTypeAttachmentRule: FfiConverterRustBuffer<AttachmentR
 
 
 
+data class CaseView (
+    var `caseId`: kotlin.String
+    , 
+    var `caseNumber`: kotlin.String
+    , 
+    var `procedureCode`: kotlin.String
+    , 
+    var `draftId`: kotlin.String?
+    , 
+    var `status`: kotlin.String
+    , 
+    var `receivedAtMs`: kotlin.Long
+    , 
+    var `dueDate`: kotlin.String
+    , 
+    var `timeline`: List<TimelineEntry>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeCaseView: FfiConverterRustBuffer<CaseView> {
+    override fun read(buf: ByteBuffer): CaseView {
+        return CaseView(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterSequenceTypeTimelineEntry.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: CaseView) = (
+            FfiConverterString.allocationSize(value.`caseId`) +
+            FfiConverterString.allocationSize(value.`caseNumber`) +
+            FfiConverterString.allocationSize(value.`procedureCode`) +
+            FfiConverterOptionalString.allocationSize(value.`draftId`) +
+            FfiConverterString.allocationSize(value.`status`) +
+            FfiConverterLong.allocationSize(value.`receivedAtMs`) +
+            FfiConverterString.allocationSize(value.`dueDate`) +
+            FfiConverterSequenceTypeTimelineEntry.allocationSize(value.`timeline`)
+    )
+
+    override fun write(value: CaseView, buf: ByteBuffer) {
+            FfiConverterString.write(value.`caseId`, buf)
+            FfiConverterString.write(value.`caseNumber`, buf)
+            FfiConverterString.write(value.`procedureCode`, buf)
+            FfiConverterOptionalString.write(value.`draftId`, buf)
+            FfiConverterString.write(value.`status`, buf)
+            FfiConverterLong.write(value.`receivedAtMs`, buf)
+            FfiConverterString.write(value.`dueDate`, buf)
+            FfiConverterSequenceTypeTimelineEntry.write(value.`timeline`, buf)
+    }
+}
+
+
+
 data class CatalogStatus (
     var `procedureCount`: kotlin.UInt
     , 
@@ -3895,6 +4593,260 @@ public object FfiConverterTypeCoreSettings: FfiConverterRustBuffer<CoreSettings>
 
 
 
+/**
+ * A draft with its values, and the server's refusal of its last submission if any.
+ */
+data class DraftDetail (
+    var `summary`: DraftSummary
+    , 
+    var `fields`: List<DraftField>
+    , 
+    var `rejectionCode`: kotlin.String?
+    , 
+    /**
+     * The field issues the server found, when it refused the values.
+     */
+    var `rejectionIssues`: List<FieldIssue>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDraftDetail: FfiConverterRustBuffer<DraftDetail> {
+    override fun read(buf: ByteBuffer): DraftDetail {
+        return DraftDetail(
+            FfiConverterTypeDraftSummary.read(buf),
+            FfiConverterSequenceTypeDraftField.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterSequenceTypeFieldIssue.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: DraftDetail) = (
+            FfiConverterTypeDraftSummary.allocationSize(value.`summary`) +
+            FfiConverterSequenceTypeDraftField.allocationSize(value.`fields`) +
+            FfiConverterOptionalString.allocationSize(value.`rejectionCode`) +
+            FfiConverterSequenceTypeFieldIssue.allocationSize(value.`rejectionIssues`)
+    )
+
+    override fun write(value: DraftDetail, buf: ByteBuffer) {
+            FfiConverterTypeDraftSummary.write(value.`summary`, buf)
+            FfiConverterSequenceTypeDraftField.write(value.`fields`, buf)
+            FfiConverterOptionalString.write(value.`rejectionCode`, buf)
+            FfiConverterSequenceTypeFieldIssue.write(value.`rejectionIssues`, buf)
+    }
+}
+
+
+
+/**
+ * One field's value in a draft.
+ */
+data class DraftField (
+    var `fieldId`: kotlin.String
+    , 
+    var `value`: FieldValue
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDraftField: FfiConverterRustBuffer<DraftField> {
+    override fun read(buf: ByteBuffer): DraftField {
+        return DraftField(
+            FfiConverterString.read(buf),
+            FfiConverterTypeFieldValue.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: DraftField) = (
+            FfiConverterString.allocationSize(value.`fieldId`) +
+            FfiConverterTypeFieldValue.allocationSize(value.`value`)
+    )
+
+    override fun write(value: DraftField, buf: ByteBuffer) {
+            FfiConverterString.write(value.`fieldId`, buf)
+            FfiConverterTypeFieldValue.write(value.`value`, buf)
+    }
+}
+
+
+
+data class DraftSummary (
+    var `id`: kotlin.String
+    , 
+    var `procedureCode`: kotlin.String
+    , 
+    var `title`: kotlin.String
+    , 
+    var `state`: DraftState
+    , 
+    var `caseNumber`: kotlin.String?
+    , 
+    var `createdAtMs`: kotlin.Long
+    , 
+    var `updatedAtMs`: kotlin.Long
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDraftSummary: FfiConverterRustBuffer<DraftSummary> {
+    override fun read(buf: ByteBuffer): DraftSummary {
+        return DraftSummary(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterTypeDraftState.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: DraftSummary) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterString.allocationSize(value.`procedureCode`) +
+            FfiConverterString.allocationSize(value.`title`) +
+            FfiConverterTypeDraftState.allocationSize(value.`state`) +
+            FfiConverterOptionalString.allocationSize(value.`caseNumber`) +
+            FfiConverterLong.allocationSize(value.`createdAtMs`) +
+            FfiConverterLong.allocationSize(value.`updatedAtMs`)
+    )
+
+    override fun write(value: DraftSummary, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterString.write(value.`procedureCode`, buf)
+            FfiConverterString.write(value.`title`, buf)
+            FfiConverterTypeDraftState.write(value.`state`, buf)
+            FfiConverterOptionalString.write(value.`caseNumber`, buf)
+            FfiConverterLong.write(value.`createdAtMs`, buf)
+            FfiConverterLong.write(value.`updatedAtMs`, buf)
+    }
+}
+
+
+
+data class DrainReport (
+    var `sent`: kotlin.UInt
+    , 
+    var `rejected`: kotlin.UInt
+    , 
+    var `waiting`: kotlin.UInt
+    , 
+    var `offline`: kotlin.Boolean
+    , 
+    var `loginRequired`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDrainReport: FfiConverterRustBuffer<DrainReport> {
+    override fun read(buf: ByteBuffer): DrainReport {
+        return DrainReport(
+            FfiConverterUInt.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: DrainReport) = (
+            FfiConverterUInt.allocationSize(value.`sent`) +
+            FfiConverterUInt.allocationSize(value.`rejected`) +
+            FfiConverterUInt.allocationSize(value.`waiting`) +
+            FfiConverterBoolean.allocationSize(value.`offline`) +
+            FfiConverterBoolean.allocationSize(value.`loginRequired`)
+    )
+
+    override fun write(value: DrainReport, buf: ByteBuffer) {
+            FfiConverterUInt.write(value.`sent`, buf)
+            FfiConverterUInt.write(value.`rejected`, buf)
+            FfiConverterUInt.write(value.`waiting`, buf)
+            FfiConverterBoolean.write(value.`offline`, buf)
+            FfiConverterBoolean.write(value.`loginRequired`, buf)
+    }
+}
+
+
+
+data class FieldIssue (
+    var `fieldId`: kotlin.String
+    , 
+    var `code`: IssueCode
+    , 
+    var `message`: LocalizedText
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeFieldIssue: FfiConverterRustBuffer<FieldIssue> {
+    override fun read(buf: ByteBuffer): FieldIssue {
+        return FieldIssue(
+            FfiConverterString.read(buf),
+            FfiConverterTypeIssueCode.read(buf),
+            FfiConverterTypeLocalizedText.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: FieldIssue) = (
+            FfiConverterString.allocationSize(value.`fieldId`) +
+            FfiConverterTypeIssueCode.allocationSize(value.`code`) +
+            FfiConverterTypeLocalizedText.allocationSize(value.`message`)
+    )
+
+    override fun write(value: FieldIssue, buf: ByteBuffer) {
+            FfiConverterString.write(value.`fieldId`, buf)
+            FfiConverterTypeIssueCode.write(value.`code`, buf)
+            FfiConverterTypeLocalizedText.write(value.`message`, buf)
+    }
+}
+
+
+
 data class FormField (
     var `id`: kotlin.String
     , 
@@ -4024,6 +4976,67 @@ public object FfiConverterTypeLoginRequest: FfiConverterRustBuffer<LoginRequest>
     override fun write(value: LoginRequest, buf: ByteBuffer) {
             FfiConverterString.write(value.`authorizeUrl`, buf)
             FfiConverterString.write(value.`state`, buf)
+    }
+}
+
+
+
+/**
+ * A command in the outbox, as a screen shows it ("waiting to send", "sent", "refused").
+ */
+data class OutboxEntry (
+    var `idempotencyKey`: kotlin.String
+    , 
+    var `kind`: kotlin.String
+    , 
+    var `state`: OutboxState
+    , 
+    var `attempts`: kotlin.UInt
+    , 
+    var `rejectionCode`: kotlin.String?
+    , 
+    var `updatedAtMs`: kotlin.Long
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOutboxEntry: FfiConverterRustBuffer<OutboxEntry> {
+    override fun read(buf: ByteBuffer): OutboxEntry {
+        return OutboxEntry(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterTypeOutboxState.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterLong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: OutboxEntry) = (
+            FfiConverterString.allocationSize(value.`idempotencyKey`) +
+            FfiConverterString.allocationSize(value.`kind`) +
+            FfiConverterTypeOutboxState.allocationSize(value.`state`) +
+            FfiConverterUInt.allocationSize(value.`attempts`) +
+            FfiConverterOptionalString.allocationSize(value.`rejectionCode`) +
+            FfiConverterLong.allocationSize(value.`updatedAtMs`)
+    )
+
+    override fun write(value: OutboxEntry, buf: ByteBuffer) {
+            FfiConverterString.write(value.`idempotencyKey`, buf)
+            FfiConverterString.write(value.`kind`, buf)
+            FfiConverterTypeOutboxState.write(value.`state`, buf)
+            FfiConverterUInt.write(value.`attempts`, buf)
+            FfiConverterOptionalString.write(value.`rejectionCode`, buf)
+            FfiConverterLong.write(value.`updatedAtMs`, buf)
     }
 }
 
@@ -4256,6 +5269,49 @@ public object FfiConverterTypeSyncReport: FfiConverterRustBuffer<SyncReport> {
 
 
 
+data class TimelineEntry (
+    var `status`: kotlin.String
+    , 
+    var `atMs`: kotlin.Long
+    , 
+    var `message`: kotlin.String?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTimelineEntry: FfiConverterRustBuffer<TimelineEntry> {
+    override fun read(buf: ByteBuffer): TimelineEntry {
+        return TimelineEntry(
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterOptionalString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: TimelineEntry) = (
+            FfiConverterString.allocationSize(value.`status`) +
+            FfiConverterLong.allocationSize(value.`atMs`) +
+            FfiConverterOptionalString.allocationSize(value.`message`)
+    )
+
+    override fun write(value: TimelineEntry, buf: ByteBuffer) {
+            FfiConverterString.write(value.`status`, buf)
+            FfiConverterLong.write(value.`atMs`, buf)
+            FfiConverterOptionalString.write(value.`message`, buf)
+    }
+}
+
+
+
 
 
 sealed class CongdanException: kotlin.Exception() {
@@ -4320,6 +5376,38 @@ sealed class CongdanException: kotlin.Exception() {
         ) : CongdanException() {
         override val message
             get() = "code=${ `code` }, messageVi=${ `messageVi` }, messageEn=${ `messageEn` }, detail=${ `detail` }"
+    }
+    
+    /**
+     * The draft has problems to fix before it can be sent; `issues` says which, field by field.
+     */
+    class InvalidDraft(
+        
+        val `issues`: List<FieldIssue>, 
+        
+        val `messageVi`: kotlin.String, 
+        
+        val `messageEn`: kotlin.String, 
+        
+        val `detail`: kotlin.String
+        ) : CongdanException() {
+        override val message
+            get() = "issues=${ `issues` }, messageVi=${ `messageVi` }, messageEn=${ `messageEn` }, detail=${ `detail` }"
+    }
+    
+    /**
+     * The draft is being sent or was sent: it cannot be changed.
+     */
+    class DraftLocked(
+        
+        val `messageVi`: kotlin.String, 
+        
+        val `messageEn`: kotlin.String, 
+        
+        val `detail`: kotlin.String
+        ) : CongdanException() {
+        override val message
+            get() = "messageVi=${ `messageVi` }, messageEn=${ `messageEn` }, detail=${ `detail` }"
     }
     
     /**
@@ -4448,33 +5536,44 @@ public object FfiConverterTypeCongdanError : FfiConverterRustBuffer<CongdanExcep
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
-            5 -> CongdanException.LoginFailed(
+            5 -> CongdanException.InvalidDraft(
+                FfiConverterSequenceTypeFieldIssue.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            6 -> CongdanException.DraftLocked(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            7 -> CongdanException.LoginFailed(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
-            6 -> CongdanException.LoginRequired(
+            8 -> CongdanException.LoginRequired(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
-            7 -> CongdanException.InvalidInput(
+            9 -> CongdanException.InvalidInput(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
-            8 -> CongdanException.Platform(
+            10 -> CongdanException.Platform(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
-            9 -> CongdanException.NotFound(
+            11 -> CongdanException.NotFound(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
-            10 -> CongdanException.Cancelled(
+            12 -> CongdanException.Cancelled(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
@@ -4510,6 +5609,21 @@ public object FfiConverterTypeCongdanError : FfiConverterRustBuffer<CongdanExcep
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`messageVi`)
+                + FfiConverterString.allocationSize(value.`messageEn`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is CongdanException.InvalidDraft -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterSequenceTypeFieldIssue.allocationSize(value.`issues`)
+                + FfiConverterString.allocationSize(value.`messageVi`)
+                + FfiConverterString.allocationSize(value.`messageEn`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is CongdanException.DraftLocked -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
                 + FfiConverterString.allocationSize(value.`messageVi`)
                 + FfiConverterString.allocationSize(value.`messageEn`)
                 + FfiConverterString.allocationSize(value.`detail`)
@@ -4591,8 +5705,23 @@ public object FfiConverterTypeCongdanError : FfiConverterRustBuffer<CongdanExcep
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is CongdanException.LoginFailed -> {
+            is CongdanException.InvalidDraft -> {
                 buf.putInt(5)
+                FfiConverterSequenceTypeFieldIssue.write(value.`issues`, buf)
+                FfiConverterString.write(value.`messageVi`, buf)
+                FfiConverterString.write(value.`messageEn`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is CongdanException.DraftLocked -> {
+                buf.putInt(6)
+                FfiConverterString.write(value.`messageVi`, buf)
+                FfiConverterString.write(value.`messageEn`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is CongdanException.LoginFailed -> {
+                buf.putInt(7)
                 FfiConverterString.write(value.`code`, buf)
                 FfiConverterString.write(value.`messageVi`, buf)
                 FfiConverterString.write(value.`messageEn`, buf)
@@ -4600,35 +5729,35 @@ public object FfiConverterTypeCongdanError : FfiConverterRustBuffer<CongdanExcep
                 Unit
             }
             is CongdanException.LoginRequired -> {
-                buf.putInt(6)
-                FfiConverterString.write(value.`messageVi`, buf)
-                FfiConverterString.write(value.`messageEn`, buf)
-                FfiConverterString.write(value.`detail`, buf)
-                Unit
-            }
-            is CongdanException.InvalidInput -> {
-                buf.putInt(7)
-                FfiConverterString.write(value.`messageVi`, buf)
-                FfiConverterString.write(value.`messageEn`, buf)
-                FfiConverterString.write(value.`detail`, buf)
-                Unit
-            }
-            is CongdanException.Platform -> {
                 buf.putInt(8)
                 FfiConverterString.write(value.`messageVi`, buf)
                 FfiConverterString.write(value.`messageEn`, buf)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is CongdanException.NotFound -> {
+            is CongdanException.InvalidInput -> {
                 buf.putInt(9)
                 FfiConverterString.write(value.`messageVi`, buf)
                 FfiConverterString.write(value.`messageEn`, buf)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is CongdanException.Cancelled -> {
+            is CongdanException.Platform -> {
                 buf.putInt(10)
+                FfiConverterString.write(value.`messageVi`, buf)
+                FfiConverterString.write(value.`messageEn`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is CongdanException.NotFound -> {
+                buf.putInt(11)
+                FfiConverterString.write(value.`messageVi`, buf)
+                FfiConverterString.write(value.`messageEn`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is CongdanException.Cancelled -> {
+                buf.putInt(12)
                 FfiConverterString.write(value.`messageVi`, buf)
                 FfiConverterString.write(value.`messageEn`, buf)
                 FfiConverterString.write(value.`detail`, buf)
@@ -4638,6 +5767,42 @@ public object FfiConverterTypeCongdanError : FfiConverterRustBuffer<CongdanExcep
     }
 
 }
+
+
+
+
+enum class DraftState {
+    
+    EDITING,
+    SUBMITTING,
+    SUBMITTED,
+    REJECTED;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDraftState: FfiConverterRustBuffer<DraftState> {
+    override fun read(buf: ByteBuffer) = try {
+        DraftState.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: DraftState) = 4UL
+
+    override fun write(value: DraftState, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
 
 
 
@@ -4673,6 +5838,215 @@ public object FfiConverterTypeFieldType: FfiConverterRustBuffer<FieldType> {
     override fun allocationSize(value: FieldType) = 4UL
 
     override fun write(value: FieldType, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+sealed class FieldValue {
+    
+    data class Text(
+        val v1: kotlin.String) : FieldValue()
+        
+    {
+        
+
+        companion object
+    }
+    
+    data class Number(
+        val v1: kotlin.Double) : FieldValue()
+        
+    {
+        
+
+        companion object
+    }
+    
+    data class Date(
+        val v1: kotlin.String) : FieldValue()
+        
+    {
+        
+
+        companion object
+    }
+    
+    data class Choice(
+        val v1: List<kotlin.String>) : FieldValue()
+        
+    {
+        
+
+        companion object
+    }
+    
+    data class Location(
+        val `lat`: kotlin.Double, 
+        val `lon`: kotlin.Double) : FieldValue()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeFieldValue : FfiConverterRustBuffer<FieldValue>{
+    override fun read(buf: ByteBuffer): FieldValue {
+        return when(buf.getInt()) {
+            1 -> FieldValue.Text(
+                FfiConverterString.read(buf),
+                )
+            2 -> FieldValue.Number(
+                FfiConverterDouble.read(buf),
+                )
+            3 -> FieldValue.Date(
+                FfiConverterString.read(buf),
+                )
+            4 -> FieldValue.Choice(
+                FfiConverterSequenceString.read(buf),
+                )
+            5 -> FieldValue.Location(
+                FfiConverterDouble.read(buf),
+                FfiConverterDouble.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: FieldValue): ULong = when(value) {
+        is FieldValue.Text -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.v1)
+            )
+        }
+        is FieldValue.Number -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterDouble.allocationSize(value.v1)
+            )
+        }
+        is FieldValue.Date -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.v1)
+            )
+        }
+        is FieldValue.Choice -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterSequenceString.allocationSize(value.v1)
+            )
+        }
+        is FieldValue.Location -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterDouble.allocationSize(value.`lat`)
+                + FfiConverterDouble.allocationSize(value.`lon`)
+            )
+        }
+    }
+
+    override fun write(value: FieldValue, buf: ByteBuffer) {
+        when(value) {
+            is FieldValue.Text -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.v1, buf)
+                Unit
+            }
+            is FieldValue.Number -> {
+                buf.putInt(2)
+                FfiConverterDouble.write(value.v1, buf)
+                Unit
+            }
+            is FieldValue.Date -> {
+                buf.putInt(3)
+                FfiConverterString.write(value.v1, buf)
+                Unit
+            }
+            is FieldValue.Choice -> {
+                buf.putInt(4)
+                FfiConverterSequenceString.write(value.v1, buf)
+                Unit
+            }
+            is FieldValue.Location -> {
+                buf.putInt(5)
+                FfiConverterDouble.write(value.`lat`, buf)
+                FfiConverterDouble.write(value.`lon`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+
+enum class IssueCode {
+    
+    REQUIRED,
+    WRONG_TYPE,
+    TOO_SHORT,
+    TOO_LONG,
+    BELOW_MIN,
+    ABOVE_MAX,
+    NOT_INTEGER,
+    INVALID_DATE,
+    DATE_TOO_EARLY,
+    DATE_TOO_LATE,
+    NOT_AN_OPTION,
+    ONE_CHOICE_ONLY,
+    INVALID_PHONE,
+    INVALID_NATIONAL_ID,
+    INVALID_LOCATION,
+    UNKNOWN_FIELD,
+    ATTACHMENT_MISSING,
+    TOO_MANY_ATTACHMENTS;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeIssueCode: FfiConverterRustBuffer<IssueCode> {
+    override fun read(buf: ByteBuffer) = try {
+        IssueCode.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: IssueCode) = 4UL
+
+    override fun write(value: IssueCode, buf: ByteBuffer) {
         buf.putInt(value.ordinal + 1)
     }
 }
@@ -4743,6 +6117,42 @@ public object FfiConverterTypeNetworkState: FfiConverterRustBuffer<NetworkState>
     override fun allocationSize(value: NetworkState) = 4UL
 
     override fun write(value: NetworkState, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+
+enum class OutboxState {
+    
+    WAITING,
+    SENDING,
+    SENT,
+    REJECTED;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOutboxState: FfiConverterRustBuffer<OutboxState> {
+    override fun read(buf: ByteBuffer) = try {
+        OutboxState.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: OutboxState) = 4UL
+
+    override fun write(value: OutboxState, buf: ByteBuffer) {
         buf.putInt(value.ordinal + 1)
     }
 }
@@ -5183,6 +6593,38 @@ public object FfiConverterOptionalTypeSyncProgressListener: FfiConverterRustBuff
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeDraftDetail: FfiConverterRustBuffer<DraftDetail?> {
+    override fun read(buf: ByteBuffer): DraftDetail? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeDraftDetail.read(buf)
+    }
+
+    override fun allocationSize(value: DraftDetail?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeDraftDetail.allocationSize(value)
+        }
+    }
+
+    override fun write(value: DraftDetail?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeDraftDetail.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeLocalizedText: FfiConverterRustBuffer<LocalizedText?> {
     override fun read(buf: ByteBuffer): LocalizedText? {
         if (buf.get().toInt() == 0) {
@@ -5335,6 +6777,34 @@ public object FfiConverterSequenceTypeAttachmentRule: FfiConverterRustBuffer<Lis
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeCaseView: FfiConverterRustBuffer<List<CaseView>> {
+    override fun read(buf: ByteBuffer): List<CaseView> {
+        val len = buf.getInt()
+        return List<CaseView>(len) {
+            FfiConverterTypeCaseView.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<CaseView>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeCaseView.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<CaseView>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeCaseView.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeChoiceOption: FfiConverterRustBuffer<List<ChoiceOption>> {
     override fun read(buf: ByteBuffer): List<ChoiceOption> {
         val len = buf.getInt()
@@ -5353,6 +6823,90 @@ public object FfiConverterSequenceTypeChoiceOption: FfiConverterRustBuffer<List<
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeChoiceOption.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeDraftField: FfiConverterRustBuffer<List<DraftField>> {
+    override fun read(buf: ByteBuffer): List<DraftField> {
+        val len = buf.getInt()
+        return List<DraftField>(len) {
+            FfiConverterTypeDraftField.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<DraftField>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeDraftField.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<DraftField>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeDraftField.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeDraftSummary: FfiConverterRustBuffer<List<DraftSummary>> {
+    override fun read(buf: ByteBuffer): List<DraftSummary> {
+        val len = buf.getInt()
+        return List<DraftSummary>(len) {
+            FfiConverterTypeDraftSummary.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<DraftSummary>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeDraftSummary.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<DraftSummary>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeDraftSummary.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeFieldIssue: FfiConverterRustBuffer<List<FieldIssue>> {
+    override fun read(buf: ByteBuffer): List<FieldIssue> {
+        val len = buf.getInt()
+        return List<FieldIssue>(len) {
+            FfiConverterTypeFieldIssue.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<FieldIssue>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeFieldIssue.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<FieldIssue>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeFieldIssue.write(it, buf)
         }
     }
 }
@@ -5391,6 +6945,34 @@ public object FfiConverterSequenceTypeFormField: FfiConverterRustBuffer<List<For
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeOutboxEntry: FfiConverterRustBuffer<List<OutboxEntry>> {
+    override fun read(buf: ByteBuffer): List<OutboxEntry> {
+        val len = buf.getInt()
+        return List<OutboxEntry>(len) {
+            FfiConverterTypeOutboxEntry.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<OutboxEntry>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeOutboxEntry.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<OutboxEntry>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeOutboxEntry.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeProcedureSummary: FfiConverterRustBuffer<List<ProcedureSummary>> {
     override fun read(buf: ByteBuffer): List<ProcedureSummary> {
         val len = buf.getInt()
@@ -5409,6 +6991,34 @@ public object FfiConverterSequenceTypeProcedureSummary: FfiConverterRustBuffer<L
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeProcedureSummary.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeTimelineEntry: FfiConverterRustBuffer<List<TimelineEntry>> {
+    override fun read(buf: ByteBuffer): List<TimelineEntry> {
+        val len = buf.getInt()
+        return List<TimelineEntry>(len) {
+            FfiConverterTypeTimelineEntry.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<TimelineEntry>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeTimelineEntry.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<TimelineEntry>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeTimelineEntry.write(it, buf)
         }
     }
 }

@@ -1,0 +1,108 @@
+//! Shared by the core's tests against the real server: a fault-injecting HTTP proxy on loopback
+//! that sees each request and decides its fate.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What happens to one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    Pass,
+    /// Close the connection before the request reaches the server.
+    DropRequest,
+    /// Forward the request, let the server answer (and commit), deliver half the answer, cut.
+    CutResponse,
+}
+
+type Decide = Box<dyn FnMut(&[u8]) -> Fault + Send>;
+
+/// A loopback proxy: requests one by one, each judged by `decide` on its raw bytes.
+pub struct FaultProxy {
+    pub addr: SocketAddr,
+    upstream: Arc<Mutex<Option<SocketAddr>>>,
+    decide: Arc<Mutex<Decide>>,
+}
+
+async fn read_http_message(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length {
+                buf.truncate(end + 4 + length);
+                return Some(buf);
+            }
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+impl FaultProxy {
+    /// Starts the proxy; set its upstream with [`FaultProxy::set_upstream`] once the server runs
+    /// (the server must know the proxy's URL first, for DPoP).
+    pub async fn start() -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let upstream: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
+        let decide: Arc<Mutex<Decide>> = Arc::new(Mutex::new(Box::new(|_: &[u8]| Fault::Pass)));
+        let (up, dec) = (upstream.clone(), decide.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let (up, dec) = (up.clone(), dec.clone());
+                tokio::spawn(async move {
+                    let Some(target) = *up.lock().unwrap() else { return };
+                    let Ok(mut server) = TcpStream::connect(target).await else { return };
+                    while let Some(request) = read_http_message(&mut client).await {
+                        let fault = (dec.lock().unwrap())(&request);
+                        if fault == Fault::DropRequest {
+                            return;
+                        }
+                        if server.write_all(&request).await.is_err() {
+                            return;
+                        }
+                        let Some(response) = read_http_message(&mut server).await else { return };
+                        if fault == Fault::CutResponse {
+                            let _ = client.write_all(&response[..response.len() / 2]).await;
+                            return;
+                        }
+                        if client.write_all(&response).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        FaultProxy { addr, upstream, decide }
+    }
+
+    pub fn set_upstream(&self, addr: SocketAddr) {
+        *self.upstream.lock().unwrap() = Some(addr);
+    }
+
+    pub fn set_faults(&self, decide: impl FnMut(&[u8]) -> Fault + Send + 'static) {
+        *self.decide.lock().unwrap() = Box::new(decide);
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// Whether a raw request is `METHOD path…`.
+pub fn is_request(raw: &[u8], method_and_path: &str) -> bool {
+    raw.starts_with(method_and_path.as_bytes())
+}
