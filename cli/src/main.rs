@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+mod drafts;
 mod login;
 
 use congdan_core::catalog::{FieldType, ProcedureKind};
@@ -53,6 +54,18 @@ enum Command {
     Session,
     /// Pull everything from the server: the catalog, and the resident's own data when logged in.
     Sync,
+    /// Case drafts (offline; `submit` queues them for sending).
+    Draft {
+        #[command(subcommand)]
+        action: drafts::DraftAction,
+    },
+    /// Your submitted cases and their status.
+    Case {
+        #[command(subcommand)]
+        action: drafts::CaseAction,
+    },
+    /// Send what waits in the outbox now.
+    Send,
 }
 
 #[derive(Subcommand)]
@@ -90,7 +103,7 @@ async fn main() -> ExitCode {
     }
 }
 
-fn pick<'a>(english: bool, vi: &'a str, en: &'a str) -> &'a str {
+pub(crate) fn pick<'a>(english: bool, vi: &'a str, en: &'a str) -> &'a str {
     if english {
         en
     } else {
@@ -196,6 +209,9 @@ async fn run(cli: Cli) -> Result<(), Error> {
             }
         },
         Command::Sync => sync(&core, en).await?,
+        Command::Draft { action } => drafts::run_draft(&core, action, en).await?,
+        Command::Case { action } => drafts::run_case(&core, action, en)?,
+        Command::Send => drafts::send(&core, en).await?,
         Command::Login { demo_user, timeout } => {
             let account = login::run(&core, demo_user.as_deref(), std::time::Duration::from_secs(timeout), en).await?;
             println!("{}", pick(en, "Đăng nhập thành công.", "Logged in."));

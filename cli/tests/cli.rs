@@ -80,3 +80,47 @@ async fn login_whoami_sync_logout_against_the_built_in_provider() {
     assert!(!ok && err.contains("cancelled or refused"), "{err}");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_drafted_offline_is_sent_when_the_server_is_back() {
+    let (tmp, server) = embedded_server().await;
+    let url = server.url();
+    let addr = server.addr;
+    let phone = tmp.path().join("phone");
+    assert!(congdan(&phone, &url, &["login", "--demo-user", "lan"]).0);
+    assert!(congdan(&phone, &url, &["sync"]).0);
+    server.shutdown().await;
+
+    let (ok, out, err) = congdan(&phone, &url, &["draft", "new", "PA-1022", "--title", "Ngập đường"]);
+    assert!(ok, "{err}");
+    let id = out.trim().to_string();
+    let (ok, out, _) = congdan(&phone, &url, &["draft", "submit", &id]);
+    assert!(!ok && out.contains("cần sửa"), "{out}");
+    let (ok, out, _) = congdan(&phone, &url, &["draft", "set", &id, "description", "ngập"]);
+    assert!(ok && out.contains("Đã lưu") && out.contains("!"), "live check: {out}");
+    for (field, value) in [
+        ("category", "flooding"),
+        ("location", "10.7769,106.7009"),
+        ("description", "Nước ngập tới đầu gối trên đường Nguyễn Hữu Cảnh."),
+    ] {
+        let (ok, out, err) = congdan(&phone, &url, &["draft", "set", &id, field, value]);
+        assert!(ok && !out.contains("!"), "{field}: {out}{err}");
+    }
+    let (ok, out, err) = congdan(&phone, &url, &["draft", "submit", &id]);
+    assert!(ok && out.contains("Chưa có kết nối"), "{out}{err}");
+    let (ok, _, err) = congdan(&phone, &url, &["draft", "set", &id, "description", "sửa sau khi gửi"]);
+    assert!(!ok && err.contains("không sửa được"), "{err}");
+
+    // The server is back on the same address: `send` delivers it once.
+    let mut config = congdan_server::ServerConfig::embedded(&tmp.path().join("server"));
+    config.listen = addr;
+    let server = congdan_server::start(config).await.unwrap();
+    let (ok, out, err) = congdan(&phone, &url, &["send"]);
+    assert!(ok && out.contains("Đã gửi 1"), "{out}{err}");
+    let (ok, out, _) = congdan(&phone, &url, &["draft", "show", &id]);
+    assert!(ok && out.contains("Mã hồ sơ: HCM-"), "{out}");
+    assert!(congdan(&phone, &url, &["sync"]).0);
+    let (ok, out, _) = congdan(&phone, &url, &["case", "list"]);
+    assert!(ok && out.starts_with("HCM-") && out.contains("received"), "{out}");
+    server.shutdown().await;
+}

@@ -117,8 +117,18 @@ impl Core {
     }
 
     /// Tells the outbox sender to look again: the shell calls it when the network comes back.
+    /// Postponed commands become due at once (their backoff was for the outage).
     pub fn outbox_wakeup(&self) {
+        if let Err(e) = outbox::make_due(&self.inner.store) {
+            tracing::warn!("outbox: cannot reschedule: {e}");
+        }
         self.inner.outbox_wakeup.notify_one();
+    }
+
+    /// Sends every waiting command now, postponed ones included (the resident pressed "send").
+    pub async fn retry_outbox_now(&self) -> Result<DrainReport> {
+        outbox::make_due(&self.inner.store)?;
+        self.send_outbox().await
     }
 
     /// Runs the outbox sender until the returned future is dropped: it drains when woken (a new

@@ -152,6 +152,16 @@ pub(crate) fn recover(store: &Store) -> Result<()> {
     })
 }
 
+/// Makes every postponed command due now: the network came back, or the resident asked to send.
+/// Backoff protects the server from a failing phone; it must not delay a phone that is online again.
+pub(crate) fn make_due(store: &Store) -> Result<()> {
+    store.write("rescheduling the outbox", |tx| {
+        tx.execute("UPDATE outbox SET next_attempt_at = ?1 WHERE state = 'waiting' AND next_attempt_at > ?1", [now_millis()])
+            .map_err(Error::db("rescheduling the outbox"))?;
+        Ok(())
+    })
+}
+
 /// The earliest time a waiting command is due (for the sender's single timer), if any.
 pub(crate) fn next_due_at(store: &Store) -> Result<Option<i64>> {
     store.read("reading the outbox", |c| {
