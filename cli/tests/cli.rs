@@ -62,7 +62,7 @@ async fn login_whoami_sync_logout_against_the_built_in_provider() {
     let (ok, out, err) = congdan(&phone, &url, &["login", "--demo-user", "staff"]);
     assert!(ok, "{err}");
     assert!(out.contains("Đăng nhập thành công") && out.contains("Lê Văn Hùng"), "{out}");
-    assert!(out.contains("agency:UBND-P-BEN-THANH"), "roles come from the server's configuration: {out}");
+    assert!(out.contains("agency:CONG-AN-PHUONG-XA"), "roles come from the server's configuration: {out}");
     assert!(!out.contains("079088004321") && !err.contains("079088004321"), "the national ID is shown masked");
 
     let (ok, out, err) = congdan(&phone, &url, &["--english", "whoami"]);

@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn role_grants_are_checked_and_never_echo_the_number() {
-        let grants = parse_role_grants("079088004321=agency:UBND-P-BEN-THANH; 079192006789=operator:METRO-L1;").unwrap();
+        let grants = parse_role_grants("079088004321=agency:CONG-AN-PHUONG-XA; 079192006789=operator:METRO-L1;").unwrap();
         assert_eq!(grants.len(), 2);
         assert_eq!(grants[1].role, "operator:METRO-L1");
         for bad in ["079088004321", "079088004321=resident", "079088004321=agency:", "07908800432=agency:X", "003088004321=agency:X"] {

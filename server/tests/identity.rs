@@ -324,7 +324,7 @@ on_both_backends!(roles_come_from_configuration_only, |b: Backend| async move {
     })
     .await;
     let staff = id::login(&s.url(), "staff").await;
-    assert_eq!(staff.tokens.account.roles, vec!["resident", "agency:UBND-P-BEN-THANH"]);
+    assert_eq!(staff.tokens.account.roles, vec!["resident", "agency:CONG-AN-PHUONG-XA"]);
     let minh = id::login(&s.url(), "minh").await;
     assert_eq!(minh.tokens.account.roles, vec!["resident", "operator:METRO-L1"], "--grant-role");
     // Role-looking parameters anywhere in the login change nothing.
@@ -339,9 +339,9 @@ on_both_backends!(roles_come_from_configuration_only, |b: Backend| async move {
             ("state", "s"),
             ("code_challenge", &id::sha256_b64(verifier.as_bytes())),
             ("code_challenge_method", "S256"),
-            ("role", "agency:UBND-P-BEN-THANH"),
-            ("roles", "agency:UBND-P-BEN-THANH"),
-            ("scope", "openid agency:UBND-P-BEN-THANH"),
+            ("role", "agency:CONG-AN-PHUONG-XA"),
+            ("roles", "agency:CONG-AN-PHUONG-XA"),
+            ("scope", "openid agency:CONG-AN-PHUONG-XA"),
         ])
         .send()
         .await

@@ -95,7 +95,13 @@ pub const DEMO_RESIDENTS: &[DemoResident] = &[
         username: "staff",
         display_name: "Lê Văn Hùng",
         national_id: "079088004321",
-        role: Some("agency:UBND-P-BEN-THANH"),
+        role: Some("agency:CONG-AN-PHUONG-XA"),
+    },
+    DemoResident {
+        username: "hotline",
+        display_name: "Võ Thị Mai",
+        national_id: "079190007777",
+        role: Some("agency:TT-1022"),
     },
     DemoResident {
         username: "operator",

@@ -512,7 +512,7 @@ async fn expired_code_is_refused() {
 #[test]
 fn demo_residents_match_the_identity_contract() {
     let names: Vec<&str> = DEMO_RESIDENTS.iter().map(|r| r.username).collect();
-    assert_eq!(names, ["lan", "minh", "staff", "operator"]);
+    assert_eq!(names, ["lan", "minh", "staff", "hotline", "operator"]);
     assert!(DEMO_RESIDENTS.iter().all(|r| r.national_id.len() == 12 && r.national_id.bytes().all(|b| b.is_ascii_digit())));
     assert_eq!(DEMO_PASSWORD, "demo");
 }
