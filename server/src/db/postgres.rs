@@ -136,6 +136,14 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX case_events_case ON case_events(case_id, at);
     "#,
+    // 4: cases after receipt: anonymous hotline reports (the agency never sees the sender), the
+    // fields an agency asks for, the result document; an agency's newest-first list.
+    r#"
+    ALTER TABLE cases ADD COLUMN anonymous BOOLEAN NOT NULL DEFAULT FALSE;
+    ALTER TABLE cases ADD COLUMN requested_fields TEXT;
+    ALTER TABLE cases ADD COLUMN result_document TEXT;
+    CREATE INDEX cases_agency_recent ON cases(agency_code, received_at, id);
+    "#,
 ];
 
 #[derive(Clone)]
