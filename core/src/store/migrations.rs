@@ -113,6 +113,25 @@ const MIGRATIONS: &[&str] = &[
         feed_seq       INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 5: attachments: content-addressed files under `<data_dir>/blobs/`, how much of each the
+    // server has acknowledged (uploads resume from there), and which draft uses which file.
+    r#"
+    CREATE TABLE blobs (
+        sha256         TEXT PRIMARY KEY NOT NULL,
+        size           INTEGER NOT NULL,
+        media_type     TEXT NOT NULL,
+        uploaded_bytes INTEGER NOT NULL DEFAULT 0,
+        uploaded_at    INTEGER
+    ) WITHOUT ROWID;
+    CREATE TABLE draft_attachments (
+        draft_id TEXT NOT NULL REFERENCES drafts(id) ON DELETE CASCADE,
+        rule_id  TEXT NOT NULL,
+        sha256   TEXT NOT NULL REFERENCES blobs(sha256),
+        added_at INTEGER NOT NULL,
+        PRIMARY KEY (draft_id, rule_id, sha256)
+    ) WITHOUT ROWID;
+    CREATE INDEX draft_attachments_blob ON draft_attachments(sha256);
+    "#,
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -151,6 +151,34 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE cases ADD COLUMN result_document TEXT;
     CREATE INDEX cases_agency_recent ON cases(agency_code, received_at, id);
     "#,
+    // 5: attachments. Each resident uploads their own copy of a file (keyed by account and
+    // SHA-256), in chunks stored in the database so every instance can serve and finish it; a
+    // case records the files it was submitted with.
+    r#"
+    CREATE TABLE blobs (
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        sha256     TEXT NOT NULL,
+        size       INTEGER NOT NULL,
+        media_type TEXT NOT NULL,
+        received   INTEGER NOT NULL DEFAULT 0,
+        complete   INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (account_id, sha256)
+    );
+    CREATE TABLE blob_chunks (
+        account_id TEXT NOT NULL,
+        sha256     TEXT NOT NULL,
+        start_byte INTEGER NOT NULL,
+        data       BLOB NOT NULL,
+        PRIMARY KEY (account_id, sha256, start_byte)
+    );
+    CREATE TABLE case_attachments (
+        case_id TEXT NOT NULL REFERENCES cases(id),
+        rule_id TEXT NOT NULL,
+        sha256  TEXT NOT NULL,
+        PRIMARY KEY (case_id, rule_id, sha256)
+    );
+    "#,
 ];
 
 #[derive(Clone)]
