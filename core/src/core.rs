@@ -237,8 +237,40 @@ impl DraftsService {
     pub fn validate(&self, id: &str) -> Result<Vec<FieldIssue>> {
         let draft = self.get(id)?.ok_or(Error::NotFound { what: "draft" })?;
         let procedure = self.procedure(&draft.summary.procedure_code)?;
-        Ok(validation::validate(&procedure, &draft.values, &Default::default(), CalendarDate::today_utc_plus_7()))
+        let attachments = crate::drafts::attachments::counts(self.store(), id)?;
+        Ok(validation::validate(&procedure, &draft.values, &attachments, CalendarDate::today_utc_plus_7()))
     }
+
+    /// The attachment rule `rule_id` of the draft's procedure.
+    fn attachment_rule(&self, id: &str, rule_id: &str) -> Result<crate::catalog::model::AttachmentRule> {
+        let draft = self.get(id)?.ok_or(Error::NotFound { what: "draft" })?;
+        let procedure = self.procedure(&draft.summary.procedure_code)?;
+        procedure.attachments.into_iter().find(|r| r.id == rule_id).ok_or(Error::NotFound { what: "attachment rule" })
+    }
+
+    /// Attaches the file at `path` under one of the procedure's attachment rules: checked by
+    /// its content and size, streamed into the content-addressed store (never whole in memory).
+    pub fn attach_file(&self, id: &str, rule_id: &str, path: &std::path::Path) -> Result<crate::drafts::attachments::Attachment> {
+        let rule = self.attachment_rule(id, rule_id)?;
+        crate::drafts::attachments::attach_path(self.store(), id, &rule, path)
+    }
+
+    /// Attaches a file given as bytes (a photo straight from the camera).
+    pub fn attach_bytes(&self, id: &str, rule_id: &str, bytes: &[u8]) -> Result<crate::drafts::attachments::Attachment> {
+        let rule = self.attachment_rule(id, rule_id)?;
+        crate::drafts::attachments::attach(self.store(), id, &rule, bytes, bytes.len() as u64)
+    }
+
+    /// Removes a file from the draft; the file itself goes when nothing uses it any more.
+    pub fn detach(&self, id: &str, rule_id: &str, sha256: &str) -> Result<()> {
+        crate::drafts::attachments::detach(self.store(), id, rule_id, sha256)
+    }
+
+    /// The draft's files, by rule.
+    pub fn attachments(&self, id: &str) -> Result<Vec<crate::drafts::attachments::Attachment>> {
+        crate::drafts::attachments::list(self.store(), id)
+    }
+
 
     pub fn rename(&self, id: &str, title: &str) -> Result<()> {
         crate::drafts::store::rename(self.store(), id, title.trim())

@@ -56,6 +56,10 @@ pub enum Error {
     DraftInvalid { count: usize, issues: Vec<crate::drafts::validation::FieldIssue> },
     #[error("procedure {code} is not in the catalog or was withdrawn")]
     ProcedureUnavailable { code: String },
+    /// A file refused as an attachment (by its content, not its name); `problem.user_message()`
+    /// says why in Vietnamese and English.
+    #[error("attachment refused: {problem}")]
+    AttachmentRefused { problem: crate::drafts::content_type::AttachmentProblem },
 }
 
 /// Why the resident must log in (again). Local data is kept in every case.
@@ -151,6 +155,10 @@ impl Error {
             Error::ProcedureUnavailable { .. } => (
                 "Thủ tục này không còn được nhận trực tuyến.",
                 "This procedure is no longer accepted online.",
+            ),
+            Error::AttachmentRefused { .. } => (
+                "Tệp này không đính kèm được. Vui lòng chọn ảnh chụp (JPG, PNG, HEIC) hoặc tệp PDF nhỏ hơn.",
+                "This file cannot be attached. Please choose a smaller photo (JPG, PNG, HEIC) or PDF file.",
             ),
         }
     }

@@ -76,6 +76,11 @@ impl From<Error> for CongdanError {
                 CongdanError::LoginFailed { code: code.into(), message_vi, message_en, detail }
             }
             Error::InvalidConfig(_) => CongdanError::InvalidInput { message_vi, message_en, detail },
+            // The specific reason (type, size) in both languages, not the generic line.
+            Error::AttachmentRefused { problem } => {
+                let text = problem.user_message();
+                CongdanError::InvalidInput { message_vi: text.vi, message_en: text.en, detail }
+            }
             Error::Platform { .. } => CongdanError::Platform { message_vi, message_en, detail },
             Error::NotFound { .. } | Error::ProcedureUnavailable { .. } => {
                 CongdanError::NotFound { message_vi, message_en, detail }

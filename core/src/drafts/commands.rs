@@ -41,9 +41,11 @@ pub(crate) fn submit(tx: &Transaction<'_>, draft_id: &str) -> Result<String> {
         draft_id: draft_id.to_string(),
         procedure_code,
         values,
-        attachments: Default::default(),
+        attachments: super::attachments::for_submission(tx, draft_id)?,
     })
         .map_err(|e| Error::BadData(e.to_string()))?;
+    // The files first: the outbox sends in order, and the case waits for its uploads.
+    super::attachments::enqueue_uploads(tx, draft_id)?;
     let key = outbox::enqueue(tx, SUBMIT_KIND, draft_id, &payload)?;
     tx.execute("UPDATE drafts SET rejection = NULL WHERE id = ?1", [draft_id])
         .map_err(Error::db("submitting a draft"))?;

@@ -172,7 +172,7 @@ impl Session<'_> {
         ]);
         let device = self.device_key()?;
         let auth = DpopAuth { key: &device, access_token: None, clock_offset_ms: self.client.clock_offset_ms() };
-        let request = ApiRequest { method: Method::POST, path: wire::TOKEN_PATH, body: Some((body, FORM)), auth: Some(&auth), idempotency_key: None };
+        let request = ApiRequest { method: Method::POST, path: wire::TOKEN_PATH, body: Some((body, FORM)), auth: Some(&auth), idempotency_key: None, headers: &[] };
         let response: TokenResponse = match self.client.send(request).await {
             Ok(r) => r,
             // The code is single-use: whatever the server refused, this attempt is over.
@@ -263,7 +263,7 @@ impl Session<'_> {
             ("refresh_token", &tokens.refresh_token),
             ("client_id", wire::APP_CLIENT_ID),
         ]);
-        let request = ApiRequest { method: Method::POST, path: wire::TOKEN_PATH, body: Some((body, FORM)), auth: Some(&auth), idempotency_key: None };
+        let request = ApiRequest { method: Method::POST, path: wire::TOKEN_PATH, body: Some((body, FORM)), auth: Some(&auth), idempotency_key: None, headers: &[] };
         // A lost response leaves the old refresh token here; the server's grace window accepts
         // it once more from this device, so a bad network never logs the resident out.
         let response: TokenResponse = match self.client.send(request).await {
@@ -297,13 +297,25 @@ impl Session<'_> {
         body: Option<(Vec<u8>, &'static str)>,
         idempotency_key: Option<&str>,
     ) -> Result<T> {
+        self.send_authorized_with(method, path, body, idempotency_key, &[]).await
+    }
+
+    /// [`Session::send_authorized`] with more request headers.
+    pub async fn send_authorized_with<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(Vec<u8>, &'static str)>,
+        idempotency_key: Option<&str>,
+        headers: &[(&'static str, String)],
+    ) -> Result<T> {
         let device = self.device_key()?;
         let mut token = self.access_token().await?;
         let mut refreshed = false;
         loop {
             let auth = DpopAuth { key: &device, access_token: Some(&token), clock_offset_ms: self.client.clock_offset_ms() };
             let request =
-                ApiRequest { method: method.clone(), path, body: body.clone(), auth: Some(&auth), idempotency_key };
+                ApiRequest { method: method.clone(), path, body: body.clone(), auth: Some(&auth), idempotency_key, headers };
             match self.client.send(request).await {
                 Err(Error::Unauthorised { code, .. }) if code == codes::TOKEN_EXPIRED && !refreshed => {
                     // The phone's clock ran ahead of the server's view: renew once and retry.

@@ -84,10 +84,85 @@ pub(crate) struct Route {
     pub on_rejected: fn(&Transaction<'_>, &str, &Rejection) -> Result<()>,
 }
 
+/// A command sent by its own code instead of one JSON POST (a file uploaded in chunks). `send`
+/// gets the command's subject and answers like a JSON route would.
+pub(crate) struct CustomRoute {
+    pub send: for<'a> fn(&'a Store, &'a Session<'a>, &'a str) -> crate::drafts::attachments::UploadFuture<'a>,
+    pub on_sent: fn(&Transaction<'_>, &str, &serde_json::Value) -> Result<()>,
+    pub on_rejected: fn(&Transaction<'_>, &str, &Rejection) -> Result<()>,
+}
+
+enum Sender {
+    Json(Route),
+    Custom(CustomRoute),
+}
+
+impl Sender {
+    fn on_sent(&self) -> fn(&Transaction<'_>, &str, &serde_json::Value) -> Result<()> {
+        match self {
+            Sender::Json(r) => r.on_sent,
+            Sender::Custom(r) => r.on_sent,
+        }
+    }
+
+    fn on_rejected(&self) -> fn(&Transaction<'_>, &str, &Rejection) -> Result<()> {
+        match self {
+            Sender::Json(r) => r.on_rejected,
+            Sender::Custom(r) => r.on_rejected,
+        }
+    }
+}
+
 /// The command kinds this app version knows. A command of an unknown kind (written by a newer
 /// app, then downgraded) stays waiting rather than being dropped.
-fn route(kind: &str) -> Option<Route> {
-    crate::drafts::commands::route(kind)
+fn route(kind: &str) -> Option<Sender> {
+    if kind == crate::drafts::attachments::UPLOAD_KIND {
+        return Some(Sender::Custom(CustomRoute {
+            send: crate::drafts::attachments::send_upload,
+            on_sent: crate::drafts::attachments::uploaded,
+            on_rejected: crate::drafts::attachments::upload_refused,
+        }));
+    }
+    crate::drafts::commands::route(kind).map(Sender::Json)
+}
+
+/// A command that names a file (its SHA-256 in the payload) waits until that file's upload,
+/// queued before it, is done: the case must not reach the server before its files. Returns
+/// when the blocking upload is due next, so the waiting command is due then too (no busy loop).
+fn blocked_until(store: &Store, command: &Due) -> Result<Option<i64>> {
+    if command.kind == crate::drafts::attachments::UPLOAD_KIND {
+        return Ok(None);
+    }
+    store.read("reading the outbox", |c| {
+        c.query_row(
+            "SELECT max(next_attempt_at) FROM outbox WHERE id < ?1 AND kind = ?2 \
+             AND state IN ('waiting', 'sending') AND instr(?3, subject) > 0",
+            params![command.id, crate::drafts::attachments::UPLOAD_KIND, command.payload],
+            |r| r.get(0),
+        )
+    })
+}
+
+/// Takes a waiting command for sending; false when something else (a refused upload it needed)
+/// settled it since the drain began.
+fn claim(store: &Store, id: i64) -> Result<bool> {
+    store.write("updating a command", |tx| {
+        let n = tx
+            .execute(
+                "UPDATE outbox SET state = ?3, updated_at = ?2 WHERE id = ?1 AND state = 'waiting'",
+                params![id, now_millis(), OutboxState::Sending.as_str()],
+            )
+            .map_err(Error::db("updating a command"))?;
+        Ok(n == 1)
+    })
+}
+
+fn postpone_to(store: &Store, id: i64, at: i64) -> Result<()> {
+    store.write("postponing a command", |tx| {
+        tx.execute("UPDATE outbox SET next_attempt_at = ?2 WHERE id = ?1", params![id, at])
+            .map_err(Error::db("postponing a command"))?;
+        Ok(())
+    })
 }
 
 /// Writes a command into the outbox inside the caller's transaction and returns its key.
@@ -225,15 +300,27 @@ pub(crate) async fn drain(store: &Store, session: &Session<'_>) -> Result<DrainR
             report.waiting += 1;
             continue;
         };
-        set_state(store, command.id, OutboxState::Sending)?;
-        let sent: Result<serde_json::Value> = session
-            .send_authorized(
-                Method::POST,
-                route.path,
-                Some((command.payload.clone().into_bytes(), "application/json")),
-                Some(&command.key),
-            )
-            .await;
+        if let Some(upload_due) = blocked_until(store, command)? {
+            postpone_to(store, command.id, upload_due)?;
+            report.waiting += 1;
+            continue;
+        }
+        if !claim(store, command.id)? {
+            continue;
+        }
+        let sent: Result<serde_json::Value> = match &route {
+            Sender::Json(route) => {
+                session
+                    .send_authorized(
+                        Method::POST,
+                        route.path,
+                        Some((command.payload.clone().into_bytes(), "application/json")),
+                        Some(&command.key),
+                    )
+                    .await
+            }
+            Sender::Custom(route) => (route.send)(store, session, &command.subject).await,
+        };
         match sent {
             Ok(result) => {
                 store.write("recording a sent command", |tx| {
@@ -243,7 +330,7 @@ pub(crate) async fn drain(store: &Store, session: &Session<'_>) -> Result<DrainR
                         params![command.id, result.to_string(), now_millis()],
                     )
                     .map_err(Error::db("recording a sent command"))?;
-                    (route.on_sent)(tx, &command.subject, &result)
+                    (route.on_sent())(tx, &command.subject, &result)
                 })?;
                 report.sent += 1;
             }
@@ -288,18 +375,7 @@ fn is_final(status: u16) -> bool {
     (400..500).contains(&status) && !matches!(status, 401 | 408 | 409 | 425 | 429)
 }
 
-fn set_state(store: &Store, id: i64, state: OutboxState) -> Result<()> {
-    store.write("updating a command", |tx| {
-        tx.execute(
-            "UPDATE outbox SET state = ?2, updated_at = ?3 WHERE id = ?1",
-            params![id, state.as_str(), now_millis()],
-        )
-        .map_err(Error::db("updating a command"))?;
-        Ok(())
-    })
-}
-
-fn reject(store: &Store, command: &Due, route: &Route, rejection: &Rejection) -> Result<()> {
+fn reject(store: &Store, command: &Due, route: &Sender, rejection: &Rejection) -> Result<()> {
     let json = serde_json::to_string(rejection).map_err(|e| Error::BadData(e.to_string()))?;
     store.write("recording a refused command", |tx| {
         tx.execute(
@@ -308,7 +384,7 @@ fn reject(store: &Store, command: &Due, route: &Route, rejection: &Rejection) ->
             params![command.id, json, now_millis()],
         )
         .map_err(Error::db("recording a refused command"))?;
-        (route.on_rejected)(tx, &command.subject, rejection)
+        (route.on_rejected())(tx, &command.subject, rejection)
     })
 }
 

@@ -96,6 +96,8 @@ pub struct ApiRequest<'a> {
     /// Sent as `Idempotency-Key` (IETF draft: a quoted structured-field string) so a retried
     /// command is answered with its first result instead of being done twice.
     pub idempotency_key: Option<&'a str>,
+    /// More request headers (e.g. `Upload-Offset` of a blob chunk).
+    pub headers: &'a [(&'static str, String)],
 }
 
 /// Checks a server URL: HTTPS, or plain HTTP to this machine (development and tests).
@@ -178,7 +180,7 @@ impl ApiClient {
     /// idempotency key).
     pub async fn post_json<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
         let payload = serde_json::to_vec(body).map_err(|e| Error::BadData(e.to_string()))?;
-        self.send(ApiRequest { method: Method::POST, path, body: Some((payload, "application/json")), auth: None, idempotency_key: None })
+        self.send(ApiRequest { method: Method::POST, path, body: Some((payload, "application/json")), auth: None, idempotency_key: None, headers: &[] })
             .await
     }
 
@@ -217,6 +219,9 @@ impl ApiClient {
         }
         if let Some(key) = request.idempotency_key {
             builder = builder.header("idempotency-key", format!("\"{key}\""));
+        }
+        for (name, value) in request.headers {
+            builder = builder.header(*name, value);
         }
         if let Some(auth) = request.auth {
             match auth.headers(&request.method, url, self.current_nonce().as_deref()) {
