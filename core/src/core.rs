@@ -45,6 +45,8 @@ struct Inner {
     outbox_wakeup: tokio::sync::Notify,
     /// One drain at a time.
     outbox_lock: tokio::sync::Mutex<()>,
+    /// Parsed forms, so an autosave does not parse its procedure's JSON again.
+    procedures: crate::catalog::cache::ProcedureCache,
 }
 
 /// The core. Cheap to clone; every clone shares one store and one HTTP client.
@@ -74,6 +76,7 @@ impl Core {
                 clock,
                 outbox_wakeup: tokio::sync::Notify::new(),
                 outbox_lock: tokio::sync::Mutex::new(()),
+                procedures: Default::default(),
             }),
         })
     }
@@ -216,21 +219,16 @@ impl DraftsService {
 
     /// Saves one field (durable when this returns) and gives back its issues, for live checks.
     pub fn set_field(&self, id: &str, field_id: &str, value: FieldValue) -> Result<Vec<FieldIssue>> {
-        let draft = self.get(id)?.ok_or(Error::NotFound { what: "draft" })?;
-        let procedure = self.procedure(&draft.summary.procedure_code)?;
-        let field = procedure
-            .fields
-            .iter()
-            .find(|f| f.id == field_id)
-            .ok_or(Error::NotFound { what: "form field" })?;
         let stamp = self.core.inner.clock.now(crate::store::now_millis().max(0) as u64);
-        crate::drafts::store::set_field(self.store(), id, field_id, Some(&value), &stamp)?;
+        let procedures = &self.core.inner.procedures;
+        let procedure = crate::drafts::store::set_field(self.store(), procedures, id, field_id, Some(&value), &stamp)?;
+        let field = procedure.fields.iter().find(|f| f.id == field_id).ok_or(Error::NotFound { what: "form field" })?;
         Ok(validation::validate_field(field, Some(&value), CalendarDate::today_utc_plus_7()))
     }
 
     pub fn clear_field(&self, id: &str, field_id: &str) -> Result<()> {
         let stamp = self.core.inner.clock.now(crate::store::now_millis().max(0) as u64);
-        crate::drafts::store::set_field(self.store(), id, field_id, None, &stamp)
+        crate::drafts::store::set_field(self.store(), &self.core.inner.procedures, id, field_id, None, &stamp).map(|_| ())
     }
 
     /// Every issue of the draft against its procedure's form.
@@ -270,7 +268,6 @@ impl DraftsService {
     pub fn attachments(&self, id: &str) -> Result<Vec<crate::drafts::attachments::Attachment>> {
         crate::drafts::attachments::list(self.store(), id)
     }
-
 
     pub fn rename(&self, id: &str, title: &str) -> Result<()> {
         crate::drafts::store::rename(self.store(), id, title.trim())

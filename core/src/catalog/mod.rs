@@ -3,6 +3,7 @@
 //! The server publishes procedures on the public change feed (`procedure.upsert`,
 //! `procedure.withdraw`); [`changes`] applies them; [`queries`] browses and searches the cache.
 
+pub mod cache;
 pub mod changes;
 pub mod model;
 pub mod queries;

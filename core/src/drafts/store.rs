@@ -8,7 +8,11 @@ use std::collections::BTreeMap;
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use super::hlc::Hlc;
+use crate::catalog::cache::ProcedureCache;
+use crate::catalog::Procedure;
 use super::validation::{FieldIssue, FieldValue};
 use crate::error::{Error, Result};
 use crate::store::{now_millis, Store};
@@ -92,7 +96,10 @@ pub(crate) fn insert(tx: &Transaction<'_>, id: &str, procedure_code: &str, title
     Ok(())
 }
 
-const SUMMARY: &str = "SELECT id, procedure_code, title, state, case_number, created_at, updated_at FROM drafts";
+/// `updated_at` is the draft row's own change or its latest field edit, whichever is later.
+const SUMMARY: &str = "SELECT id, procedure_code, title, state, case_number, created_at, \
+     max(updated_at, coalesce((SELECT max(edited_at) FROM draft_fields f WHERE f.draft_id = drafts.id), 0)) \
+     AS last_change FROM drafts";
 
 fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DraftSummary> {
     Ok(DraftSummary {
@@ -109,7 +116,7 @@ fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DraftSummary> {
 /// Drafts not deleted, most recently edited first.
 pub fn list(store: &Store) -> Result<Vec<DraftSummary>> {
     store.read("listing drafts", |c| {
-        let mut stmt = c.prepare_cached(&format!("{SUMMARY} WHERE deleted_at IS NULL ORDER BY updated_at DESC, id"))?;
+        let mut stmt = c.prepare_cached(&format!("{SUMMARY} WHERE deleted_at IS NULL ORDER BY last_change DESC, id"))?;
         let rows = stmt.query_map([], summary_from_row)?;
         rows.collect()
     })
@@ -138,32 +145,58 @@ pub fn get(store: &Store, id: &str) -> Result<Option<Draft>> {
     })
 }
 
-/// Sets (`Some`) or clears (`None`) one field: one statement, durable when it returns. The draft
-/// must exist and be editable; a rejected draft being edited goes back to `editing`.
-pub(crate) fn set_field(store: &Store, draft_id: &str, field_id: &str, value: Option<&FieldValue>, hlc: &Hlc) -> Result<()> {
-    let json = value.map(|v| serde_json::to_string(v)).transpose().map_err(|e| Error::BadData(e.to_string()))?;
+/// Sets (`Some`) or clears (`None`) one field in one transaction: durable when it returns. The
+/// draft must exist and be editable, its procedure cached and active, the field one of its form;
+/// a rejected draft being edited goes back to `editing`. Returns the form, for the live check.
+/// Every statement is prepared once and cached, and the form is parsed once (`ProcedureCache`):
+/// this runs on every keystroke.
+pub(crate) fn set_field(
+    store: &Store,
+    procedures: &ProcedureCache,
+    draft_id: &str,
+    field_id: &str,
+    value: Option<&FieldValue>,
+    hlc: &Hlc,
+) -> Result<Arc<Procedure>> {
+    let json = value.map(serde_json::to_string).transpose().map_err(|e| Error::BadData(e.to_string()))?;
     let now = now_millis();
-    store.write("saving a field", |tx| {
-        let state: Option<String> = tx
-            .query_row("SELECT state FROM drafts WHERE id = ?1 AND deleted_at IS NULL", [draft_id], |r| r.get(0))
-            .optional()
-            .map_err(Error::db("saving a field"))?;
-        let state = DraftState::parse(&state.ok_or(Error::NotFound { what: "draft" })?);
+    let ctx = "saving a field";
+    store.write(ctx, |tx| {
+        let row: Option<(String, String, Option<i64>, Option<bool>)> = tx
+            .prepare_cached(
+                "SELECT d.procedure_code, d.state, p.feed_seq, p.withdrawn FROM drafts d \
+                 LEFT JOIN procedures p ON p.code = d.procedure_code WHERE d.id = ?1 AND d.deleted_at IS NULL",
+            )
+            .and_then(|mut s| s.query_row([draft_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional())
+            .map_err(Error::db(ctx))?;
+        let (code, state, feed_seq, withdrawn) = row.ok_or(Error::NotFound { what: "draft" })?;
+        let state = DraftState::parse(&state);
         if !state.is_editable() {
             return Err(locked(state));
         }
-        tx.execute(
-            "INSERT INTO draft_fields(draft_id, field_id, value, hlc) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT(draft_id, field_id) DO UPDATE SET value = excluded.value, hlc = excluded.hlc",
-            params![draft_id, field_id, json, hlc.to_string()],
+        let feed_seq = match (feed_seq, withdrawn) {
+            (Some(seq), Some(false)) => seq,
+            _ => return Err(Error::ProcedureUnavailable { code }),
+        };
+        let procedure = procedures.get(tx, &code, feed_seq)?;
+        if value.is_some() && !procedure.fields.iter().any(|f| f.id == field_id) {
+            return Err(Error::NotFound { what: "form field" });
+        }
+        // One row written per keystroke: the field carries its own edit time, and the draft row
+        // is touched only when a refused draft goes back to editing.
+        tx.prepare_cached(
+            "INSERT INTO draft_fields(draft_id, field_id, value, hlc, edited_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT(draft_id, field_id) DO UPDATE SET value = excluded.value, hlc = excluded.hlc, \
+                 edited_at = excluded.edited_at",
         )
-        .map_err(Error::db("saving a field"))?;
-        tx.execute(
-            "UPDATE drafts SET updated_at = ?2, state = 'editing' WHERE id = ?1",
-            params![draft_id, now],
-        )
-        .map_err(Error::db("saving a field"))?;
-        Ok(())
+        .and_then(|mut s| s.execute(params![draft_id, field_id, json, hlc.to_string(), now]))
+        .map_err(Error::db(ctx))?;
+        if state == DraftState::Rejected {
+            tx.prepare_cached("UPDATE drafts SET state = 'editing' WHERE id = ?1")
+                .and_then(|mut s| s.execute([draft_id]))
+                .map_err(Error::db(ctx))?;
+        }
+        Ok(procedure)
     })
 }
 
@@ -247,6 +280,7 @@ mod tests {
     use crate::drafts::commands;
     use crate::drafts::hlc::HlcClock;
     use crate::outbox::{self, OutboxState};
+    use crate::catalog::cache::ProcedureCache;
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
@@ -254,7 +288,26 @@ mod tests {
         (dir, s)
     }
 
+    /// Caches a procedure `CT-TAM-TRU` with two fields, as a catalog sync would.
+    fn catalog(s: &Store) {
+        use crate::sync::wire::{Change, FeedPage};
+        let data = serde_json::json!({
+            "code": "CT-TAM-TRU", "kind": "procedure",
+            "name": {"vi": "Đăng ký tạm trú", "en": "Temporary residence"}, "description": {"vi": "Mô tả", "en": "About"},
+            "agency": {"code": "CONG-AN-PHUONG-XA", "name": {"vi": "Công an", "en": "Police"}},
+            "fee_vnd": 0, "processing_days": 3,
+            "fields": [
+                {"id": "full_name", "label": {"vi": "Họ tên", "en": "Name"}, "type": "text", "required": true},
+                {"id": "phone", "label": {"vi": "Điện thoại", "en": "Phone"}, "type": "phone", "required": false}
+            ]
+        });
+        let change = Change { seq: 1, kind: "procedure.upsert".into(), key: "CT-TAM-TRU".into(), data };
+        let page = FeedPage { feed: "public".into(), changes: vec![change], cursor: "1.1".into(), has_more: false };
+        crate::sync::apply_page(s, &page, "public", false).unwrap();
+    }
+
     fn draft(s: &Store) -> String {
+        catalog(s);
         let id = new_draft_id();
         s.write("t", |tx| insert(tx, &id, "CT-TAM-TRU", "Tạm trú cho sinh viên")).unwrap();
         id
@@ -264,15 +317,16 @@ mod tests {
     fn every_edit_is_saved_and_cleared_fields_disappear() {
         let (_d, s) = store();
         let clock = HlcClock::new("node-a").unwrap();
+        let cache = ProcedureCache::default();
         let id = draft(&s);
-        set_field(&s, &id, "full_name", Some(&FieldValue::Text("Nguyễn Văn An".into())), &clock.now(1)).unwrap();
-        set_field(&s, &id, "phone", Some(&FieldValue::Text("0901234567".into())), &clock.now(2)).unwrap();
-        set_field(&s, &id, "phone", None, &clock.now(3)).unwrap();
+        set_field(&s, &cache, &id, "full_name", Some(&FieldValue::Text("Nguyễn Văn An".into())), &clock.now(1)).unwrap();
+        set_field(&s, &cache, &id, "phone", Some(&FieldValue::Text("0901234567".into())), &clock.now(2)).unwrap();
+        set_field(&s, &cache, &id, "phone", None, &clock.now(3)).unwrap();
         let d = get(&s, &id).unwrap().unwrap();
         assert_eq!(d.values.len(), 1);
         assert_eq!(d.values["full_name"], FieldValue::Text("Nguyễn Văn An".into()));
         assert_eq!(d.summary.state, DraftState::Editing);
-        assert!(matches!(set_field(&s, "nope", "x", None, &clock.now(4)), Err(Error::NotFound { .. })));
+        assert!(matches!(set_field(&s, &cache, "nope", "x", None, &clock.now(4)), Err(Error::NotFound { .. })));
     }
 
     #[test]
@@ -292,8 +346,9 @@ mod tests {
     fn submitting_freezes_the_draft_and_queues_exactly_one_command() {
         let (_d, s) = store();
         let clock = HlcClock::new("node-a").unwrap();
+        let cache = ProcedureCache::default();
         let id = draft(&s);
-        set_field(&s, &id, "full_name", Some(&FieldValue::Text("An".into())), &clock.now(1)).unwrap();
+        set_field(&s, &cache, &id, "full_name", Some(&FieldValue::Text("An".into())), &clock.now(1)).unwrap();
         let key = s.write("submit", |tx| commands::submit(tx, &id)).unwrap();
         let items = outbox::items(&s, Some(&id)).unwrap();
         assert_eq!(items.len(), 1);
@@ -301,7 +356,7 @@ mod tests {
         assert_eq!(items[0].state, OutboxState::Waiting);
         // Frozen: no edit, no second submission, no delete while it waits in the outbox.
         assert!(matches!(
-            set_field(&s, &id, "full_name", Some(&FieldValue::Text("B".into())), &clock.now(2)),
+            set_field(&s, &cache, &id, "full_name", Some(&FieldValue::Text("B".into())), &clock.now(2)),
             Err(Error::DraftLocked { .. })
         ));
         assert!(matches!(s.write("submit", |tx| commands::submit(tx, &id)), Err(Error::DraftLocked { .. })));
@@ -317,7 +372,7 @@ mod tests {
         // A damaged field value makes the submission fail half way: nothing of it stays.
         s.write("t", |tx| {
             tx.execute(
-                "INSERT INTO draft_fields(draft_id, field_id, value, hlc) VALUES (?1, 'x', 'not json', 'h')",
+                "INSERT INTO draft_fields(draft_id, field_id, value, hlc, edited_at) VALUES (?1, 'x', 'not json', 'h', 0)",
                 [&id],
             )
             .map_err(Error::db("t"))?;

@@ -96,9 +96,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX drafts_listing ON drafts(deleted_at, updated_at);
     CREATE TABLE draft_fields (
         draft_id TEXT NOT NULL REFERENCES drafts(id) ON DELETE CASCADE,
-        field_id TEXT NOT NULL,
-        value    TEXT,
-        hlc      TEXT NOT NULL,
+        field_id  TEXT NOT NULL,
+        value     TEXT,
+        hlc       TEXT NOT NULL,
+        edited_at INTEGER NOT NULL,
         PRIMARY KEY (draft_id, field_id)
     ) WITHOUT ROWID;
     CREATE TABLE cases (
