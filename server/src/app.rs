@@ -36,6 +36,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/auth/token"),
     ("post", "/v1/auth/logout"),
     ("post", "/v1/cases"),
+    ("post", "/v1/cases/{id}/answer"),
+    ("get", "/v1/agency/cases"),
+    ("get", "/v1/agency/cases/{id}"),
+    ("post", "/v1/agency/cases/{id}/status"),
     ("get", "/v1/me"),
 ];
 
@@ -51,7 +55,11 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/auth/token", post(identity::routes::token))
         .route("/v1/auth/logout", post(identity::routes::logout))
         .route("/v1/me", get(identity::routes::me))
-        .route("/v1/cases", post(cases::submit));
+        .route("/v1/cases", post(cases::submit))
+        .route("/v1/cases/{id}/answer", post(cases::answer::answer))
+        .route("/v1/agency/cases", get(cases::agency::list))
+        .route("/v1/agency/cases/{id}", get(cases::agency::get))
+        .route("/v1/agency/cases/{id}/status", post(cases::agency::set_status));
     if let Some(dev_idp) = state.identity.dev_idp_router() {
         app = app.nest_service("/dev-idp", dev_idp);
     }

@@ -42,6 +42,7 @@ pub(crate) fn submit(tx: &Transaction<'_>, draft_id: &str) -> Result<String> {
         procedure_code,
         values,
         attachments: super::attachments::for_submission(tx, draft_id)?,
+        anonymous: false,
     })
         .map_err(|e| Error::BadData(e.to_string()))?;
     // The files first: the outbox sends in order, and the case waits for its uploads.

@@ -21,6 +21,29 @@ pub struct SubmitCase {
     /// Attachment rule id -> SHA-256 (hex) of each attached file, uploaded before the command.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attachments: BTreeMap<String, Vec<String>>,
+    /// A hotline report sent anonymously: the agency never sees who sent it (reports only).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub anonymous: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The outbox kind of a resident's answer to "more information needed".
+pub const ANSWER_KIND: &str = "case.answer";
+
+/// Where an answer goes: `v1/cases/{case_id}/answer`.
+pub fn answer_path(case_id: &str) -> String {
+    format!("v1/cases/{case_id}/answer")
+}
+
+/// The resident's answer (`POST /v1/cases/{id}/answer` with an `Idempotency-Key`): new values of
+/// the fields the agency asked for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerCase {
+    pub values: BTreeMap<String, FieldValue>,
 }
 
 /// The server's answer to a submission (also replayed for every retry of the same key).

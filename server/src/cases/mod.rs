@@ -2,6 +2,8 @@
 //! idempotency key (see [`idempotency`]). The server is the authority: it validates the values
 //! again with the same rules as the phone (`congdan_core::drafts::validation`).
 
+pub mod agency;
+pub mod answer;
 pub mod idempotency;
 pub mod store;
 
@@ -11,6 +13,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use congdan_core::catalog::ProcedureKind;
 use congdan_core::drafts::validation::{self, CalendarDate};
 use congdan_core::drafts::wire::{SubmitCase, VALIDATION_FAILED};
 use congdan_core::sync::wire::{ErrorBody, ErrorDetail};
@@ -23,7 +26,7 @@ use idempotency::Claim;
 
 /// The `Idempotency-Key` header: a structured-field string (`"…"`), 1 to 255 visible ASCII
 /// characters; a bare token is accepted too.
-fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
     let missing = || ApiError::bad_request("idempotency_key_missing", "an Idempotency-Key header is required");
     let raw = headers.get("idempotency-key").ok_or_else(missing)?.to_str().map_err(|_| missing())?.trim();
     let key = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')).unwrap_or(raw);
@@ -33,11 +36,11 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(key.to_string())
 }
 
-fn json_response(status: StatusCode, body: String) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-fn error_body(code: &str, message: &str, message_vi: &str, details: Option<serde_json::Value>) -> String {
+pub(crate) fn error_body(code: &str, message: &str, message_vi: &str, details: Option<serde_json::Value>) -> String {
     serde_json::to_string(&ErrorBody {
         error: ErrorDetail { code: code.into(), message: message.into(), message_vi: Some(message_vi.into()), details },
     })
@@ -75,27 +78,8 @@ pub async fn submit(
     let submission: SubmitCase = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", e.to_string(), "Dữ liệu gửi lên không đúng mẫu.")
     })?;
-    match idempotency::claim(&state.db, &caller.account_id, &key, idempotency::fingerprint(&body)).await? {
-        Claim::Replay { status, body } => {
-            return Ok(json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body));
-        }
-        Claim::InProgress => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "request_in_progress",
-                "a request with this Idempotency-Key is still being processed",
-                "Yêu cầu đang được xử lý.",
-            ))
-        }
-        Claim::Mismatch => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                "this Idempotency-Key was used for another request",
-                "Mã yêu cầu đã được dùng cho yêu cầu khác.",
-            ))
-        }
-        Claim::Fresh => {}
+    if let Some(earlier) = claim_command(&state, &caller, &key, &body).await? {
+        return Ok(earlier);
     }
     match create_case(&state, &caller, &key, submission).await {
         Ok(response) => Ok(response),
@@ -104,6 +88,34 @@ pub async fn submit(
             let _ = idempotency::release(&state.db, &caller.account_id, &key).await;
             Err(e)
         }
+    }
+}
+
+/// Claims a command's key (DESIGN §1). `Some` is the answer to give instead of doing the work:
+/// the recorded answer of a finished command; `Err` a key in progress or reused.
+pub(crate) async fn claim_command(
+    state: &AppState,
+    caller: &Authenticated,
+    key: &str,
+    body: &[u8],
+) -> Result<Option<Response>, ApiError> {
+    match idempotency::claim(&state.db, &caller.account_id, key, idempotency::fingerprint(body)).await? {
+        Claim::Replay { status, body } => {
+            Ok(Some(json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body)))
+        }
+        Claim::InProgress => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "request_in_progress",
+            "a request with this Idempotency-Key is still being processed",
+            "Yêu cầu đang được xử lý.",
+        )),
+        Claim::Mismatch => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for another request",
+            "Mã yêu cầu đã được dùng cho yêu cầu khác.",
+        )),
+        Claim::Fresh => Ok(None),
     }
 }
 
@@ -121,6 +133,15 @@ async fn create_case(state: &AppState, caller: &Authenticated, key: &str, submis
         );
         return refuse(StatusCode::UNPROCESSABLE_ENTITY, body).await;
     };
+    if submission.anonymous && procedure.kind != ProcedureKind::Report {
+        let body = error_body(
+            "anonymous_not_allowed",
+            "only reports to the hotline may be sent anonymously",
+            "Chỉ phản ánh gửi đường dây nóng mới được gửi ẩn danh.",
+            None,
+        );
+        return refuse(StatusCode::UNPROCESSABLE_ENTITY, body).await;
+    }
     let today = CalendarDate::today_utc_plus_7();
     let attachments: BTreeMap<String, u32> =
         submission.attachments.iter().map(|(rule, blobs)| (rule.clone(), blobs.len() as u32)).collect();
@@ -140,6 +161,7 @@ async fn create_case(state: &AppState, caller: &Authenticated, key: &str, submis
         values_json,
         received_at_ms: store::now_ms(),
         due_date: due_date(today, procedure.processing_days).to_string(),
+        anonymous: submission.anonymous,
         key: key.to_string(),
     };
     let receipt = store::create(&state.db, case, today.year).await?;
