@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use tower_http::trace::TraceLayer;
@@ -16,12 +16,14 @@ use crate::config::ServerConfig;
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::identity::{self, Identity};
-use crate::{cases, catalog, openapi, sync};
+use crate::{blobs, cases, catalog, openapi, sync};
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
     pub identity: Arc<Identity>,
+    /// Largest attachment upload, in bytes.
+    pub max_blob_bytes: u64,
 }
 
 /// Every route: (method, path). The OpenAPI test checks each one is documented.
@@ -41,6 +43,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/agency/cases/{id}"),
     ("post", "/v1/agency/cases/{id}/status"),
     ("get", "/v1/me"),
+    ("post", "/v1/blobs"),
+    ("patch", "/v1/blobs/{sha256}"),
 ];
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
@@ -55,6 +59,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/auth/token", post(identity::routes::token))
         .route("/v1/auth/logout", post(identity::routes::logout))
         .route("/v1/me", get(identity::routes::me))
+        .route("/v1/blobs", post(blobs::offer))
+        // The one route whose body may exceed the JSON limit: one attachment chunk.
+        .route("/v1/blobs/{sha256}", patch(blobs::append).layer(DefaultBodyLimit::max(blobs::CHUNK_BYTES)))
         .route("/v1/cases", post(cases::submit))
         .route("/v1/cases/{id}/answer", post(cases::answer::answer))
         .route("/v1/agency/cases", get(cases::agency::list))
@@ -137,7 +144,7 @@ pub async fn prepare_db(config: &ServerConfig) -> anyhow_like::Result<Db> {
 pub async fn prepare(config: &ServerConfig, bound: SocketAddr) -> anyhow_like::Result<AppState> {
     let db = prepare_db(config).await?;
     let identity = Identity::start(&db, &config.identity, bound).await.map_err(anyhow_like::Error)?;
-    Ok(AppState { db, identity })
+    Ok(AppState { db, identity, max_blob_bytes: config.max_blob_bytes })
 }
 
 async fn bind(config: &ServerConfig) -> anyhow_like::Result<(tokio::net::TcpListener, SocketAddr)> {

@@ -13,6 +13,8 @@ pub struct ServerConfig {
     pub seed_demo_data: bool,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Largest attachment a resident may upload, in bytes (sent in chunks, not one body).
+    pub max_blob_bytes: u64,
     /// Login, tokens and roles (docs/identity.md).
     pub identity: IdentityConfig,
 }
@@ -27,6 +29,7 @@ impl ServerConfig {
             database_url: sqlite_url(&data_dir.join("congdan-server.db")),
             seed_demo_data: true,
             max_body_bytes: 64 * 1024,
+            max_blob_bytes: crate::blobs::DEFAULT_MAX_BLOB_BYTES,
             identity: IdentityConfig::embedded(),
         }
     }

@@ -5,6 +5,7 @@
 //! both databases; [`feed`] is the one change feed they all write to.
 
 pub mod app;
+pub mod blobs;
 pub mod cases;
 pub mod catalog;
 pub mod config;

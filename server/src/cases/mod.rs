@@ -151,6 +151,10 @@ async fn create_case(state: &AppState, caller: &Authenticated, key: &str, submis
         let body = error_body(VALIDATION_FAILED, "the submission has invalid fields", "Hồ sơ còn thông tin chưa hợp lệ.", Some(details));
         return refuse(StatusCode::UNPROCESSABLE_ENTITY, body).await;
     }
+    // Every file named must be a complete upload of this resident (never someone else's).
+    if let Some(body) = crate::blobs::refusal_for_missing(state, &caller.account_id, &submission.attachments).await? {
+        return refuse(StatusCode::UNPROCESSABLE_ENTITY, body).await;
+    }
     let values_json = serde_json::to_string(&submission.values).map_err(ApiError::internal)?;
     let case = store::NewCase {
         id: uuid_v4(),
@@ -162,6 +166,7 @@ async fn create_case(state: &AppState, caller: &Authenticated, key: &str, submis
         received_at_ms: store::now_ms(),
         due_date: due_date(today, procedure.processing_days).to_string(),
         anonymous: submission.anonymous,
+        attachments: submission.attachments.clone(),
         key: key.to_string(),
     };
     let receipt = store::create(&state.db, case, today.year).await?;

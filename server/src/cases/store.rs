@@ -26,6 +26,8 @@ pub struct NewCase {
     pub anonymous: bool,
     /// The idempotency key whose answer is recorded with the case.
     pub key: String,
+    /// Rule id -> SHA-256 of each file (checked: complete uploads of the resident).
+    pub attachments: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// The case as the resident's phone sees it (the `case.status` change's data).
@@ -76,6 +78,7 @@ pub async fn create(db: &Db, case: NewCase, year: i32) -> DbResult<CaseReceipt> 
                     rusqlite::params![case.id, case.received_at_ms],
                 )
                 .map_err(sqlite::q(ctx))?;
+                crate::blobs::store::attach_to_case_sqlite(tx, &case.id, &case.attachments)?;
                 let view = status_view(&receipt, &case.procedure_code, &case.draft_id).to_string();
                 feed::append_sqlite(tx, &account_feed(&case.account_id), STATUS_CHANGE, &case.id, &view)?;
                 let body = serde_json::to_string(&receipt).map_err(|e| crate::db::DbError::Corrupt(e.to_string()))?;
@@ -110,6 +113,7 @@ pub async fn create(db: &Db, case: NewCase, year: i32) -> DbResult<CaseReceipt> 
             )
             .await
             .map_err(postgres::q(ctx))?;
+            crate::blobs::store::attach_to_case_pg(&tx, &case.id, &case.attachments).await?;
             let view = status_view(&receipt, &case.procedure_code, &case.draft_id).to_string();
             locked.append(STATUS_CHANGE, &case.id, &view).await?;
             let body = serde_json::to_string(&receipt).map_err(|e| crate::db::DbError::Corrupt(e.to_string()))?;
