@@ -184,3 +184,274 @@ async fn dropped_requests_and_lost_answers_still_make_exactly_n_cases() {
     assert_eq!(server_count(&s, "SELECT count(DISTINCT draft_id) FROM cases").await, N as i64);
     s.shutdown().await;
 }
+
+// ---- attachments ----
+
+fn sha_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A valid baseline JPEG of one grey pixel, grown to about `target` bytes with comment (COM)
+/// segments of varied bytes, as a phone photo's metadata would: any decoder opens it.
+fn jpeg_photo(target: usize) -> Vec<u8> {
+    let mut j = vec![0xFF, 0xD8]; // SOI
+    j.extend([0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0x00, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00]);
+    let mut n: u32 = 0x2545_F491;
+    while j.len() + 65_540 < target {
+        j.extend([0xFF, 0xFE, 0xFF, 0xFF]); // COM, length 65535 (with the length bytes)
+        j.extend((0..65_533).map(|_| {
+            n ^= n << 13;
+            n ^= n >> 17;
+            n ^= n << 5;
+            (n >> 8) as u8
+        }));
+    }
+    j.extend([0xFF, 0xDB, 0x00, 0x43, 0x00]); // DQT: table 0, all ones
+    j.extend([1u8; 64]);
+    j.extend([0xFF, 0xC0, 0x00, 0x0B, 0x08, 0x00, 0x01, 0x00, 0x01, 0x01, 0x01, 0x11, 0x00]); // SOF0 1x1 grey
+    // DHT: DC table 0 and AC table 0, one code of length 1 each (DC category 0; AC end of block).
+    j.extend([0xFF, 0xC4, 0x00, 0x14, 0x00, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00]);
+    j.extend([0xFF, 0xC4, 0x00, 0x14, 0x10, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00]);
+    j.extend([0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3F, 0x00]); // SOS
+    j.push(0x3F); // DC diff 0 ("0"), end of block ("0"), padded with ones
+    j.extend([0xFF, 0xD9]); // EOI
+    j
+}
+
+async fn server_text(s: &RunningServer, sql: &'static str) -> String {
+    match &s.state.db {
+        Db::Sqlite(pool) => pool.read("read", move |c| c.query_row(sql, [], |r| r.get(0))).await.unwrap(),
+        Db::Postgres(_) => unreachable!("embedded SQLite here"),
+    }
+}
+
+/// The server's copy of an upload, reassembled from its stored chunks.
+async fn server_copy(s: &RunningServer, sha: &str) -> Vec<u8> {
+    let account = server_text(s, "SELECT account_id FROM blobs").await;
+    let mut out = Vec::new();
+    while let Some(chunk) = congdan_server::blobs::store::chunk_at(&s.state.db, &account, sha, out.len() as i64).await.unwrap() {
+        out.extend(chunk);
+    }
+    out
+}
+
+/// A hotline report with a photo attached (PA-1022 `photos`), submitted and sent.
+async fn report_with_photo(core: &Core, photo: &[u8]) -> (String, String) {
+    let d = core.drafts().create("PA-1022", Some("Ngập có ảnh")).unwrap();
+    fill_report(core, &d.id, 1);
+    let attached = core.drafts().attach_bytes(&d.id, "photos", photo).unwrap();
+    assert_eq!((attached.size as usize, attached.media_type.as_str()), (photo.len(), "image/jpeg"));
+    assert!(core.drafts().validate(&d.id).unwrap().is_empty());
+    core.drafts().submit(&d.id).unwrap();
+    (d.id, attached.sha256)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_with_a_photo_arrives_intact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = congdan_server::start(config(&tmp.path().join("server"))).await.unwrap();
+    let core = phone(&tmp.path().join("phone"), &s.url());
+    login(&core, "lan").await;
+    core.sync(&quiet).await.unwrap();
+
+    // A disguised program is refused before it is stored.
+    let probe = core.drafts().create("PA-1022", None).unwrap();
+    let mut exe = b"MZ\x90\x00\x03\x00\x00\x00".to_vec();
+    exe.extend([0u8; 2048]);
+    let exe_path = tmp.path().join("anh-ngap.jpg");
+    std::fs::write(&exe_path, &exe).unwrap();
+    assert!(matches!(core.drafts().attach_file(&probe.id, "photos", &exe_path), Err(Error::AttachmentRefused { .. })));
+
+    let photo = jpeg_photo(700 * 1024);
+    assert!(photo.len() > 2 * 256 * 1024 && photo.len() <= 700 * 1024, "three chunks: {}", photo.len());
+    let (draft, sha) = report_with_photo(&core, &photo).await;
+    let report = core.send_outbox().await.unwrap();
+    assert_eq!((report.sent, report.rejected, report.waiting), (2, 0, 0), "the upload, then the case: {report:?}");
+    let d = core.drafts().get(&draft).unwrap().unwrap();
+    assert_eq!(d.summary.state, DraftState::Submitted);
+    assert_eq!(sha_hex(&server_copy(&s, &sha).await), sha_hex(&photo), "the server has the photo intact");
+    assert_eq!(server_text(&s, "SELECT sha256 FROM case_attachments").await, sha);
+    let local = core.drafts().attachments(&draft).unwrap();
+    assert_eq!(local[0].uploaded_bytes as usize, photo.len());
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_upload_resumes_from_the_last_finished_chunk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let proxy = FaultProxy::start().await;
+    let mut config = config(&tmp.path().join("server"));
+    config.identity.public_url = Some(proxy.url());
+    let s = congdan_server::start(config).await.unwrap();
+    proxy.set_upstream(s.addr);
+    let core = phone(&tmp.path().join("phone"), &proxy.url());
+    login(&core, "minh").await;
+    core.sync(&quiet).await.unwrap();
+
+    let photo = jpeg_photo(700 * 1024);
+    let chunks = photo.len().div_ceil(256 * 1024);
+    assert_eq!(chunks, 3);
+    let (draft, sha) = report_with_photo(&core, &photo).await;
+    // The second chunk reaches the server (which stores it), and its answer is cut.
+    let patches = Arc::new(AtomicU32::new(0));
+    let counter = patches.clone();
+    proxy.set_faults(move |raw| {
+        if !is_request(raw, "PATCH /v1/blobs/") {
+            return Fault::Pass;
+        }
+        match counter.fetch_add(1, Ordering::SeqCst) + 1 {
+            2 => Fault::CutResponse,
+            _ => Fault::Pass,
+        }
+    });
+    for _ in 0..5 {
+        make_due(&core);
+        core.send_outbox().await.unwrap();
+        if core.drafts().get(&draft).unwrap().unwrap().summary.state == DraftState::Submitted {
+            break;
+        }
+    }
+    assert_eq!(core.drafts().get(&draft).unwrap().unwrap().summary.state, DraftState::Submitted);
+    assert_eq!(
+        patches.load(Ordering::SeqCst) as usize,
+        chunks + 1,
+        "each chunk once, plus the one whose answer was lost; never a full re-send"
+    );
+    assert_eq!(sha_hex(&server_copy(&s, &sha).await), sha);
+    assert_eq!(server_count(&s, "SELECT count(*) FROM cases").await, 1);
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_killed_mid_upload_sends_only_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let proxy = FaultProxy::start().await;
+    let mut config = config(&tmp.path().join("server"));
+    config.identity.public_url = Some(proxy.url());
+    let s = congdan_server::start(config).await.unwrap();
+    proxy.set_upstream(s.addr);
+    let phone_dir = tmp.path().join("phone");
+    let core = phone(&phone_dir, &proxy.url());
+    login(&core, "minh").await;
+    core.sync(&quiet).await.unwrap();
+
+    let photo = jpeg_photo(700 * 1024);
+    let (draft, sha) = report_with_photo(&core, &photo).await;
+    // Every chunk after the first is dropped: the network is gone mid-upload.
+    let patches = Arc::new(AtomicU32::new(0));
+    let counter = patches.clone();
+    proxy.set_faults(move |raw| {
+        if is_request(raw, "PATCH /v1/blobs/") && counter.fetch_add(1, Ordering::SeqCst) > 0 {
+            return Fault::DropRequest;
+        }
+        Fault::Pass
+    });
+    let report = core.send_outbox().await.unwrap();
+    assert!(report.offline && report.sent == 0, "{report:?}");
+    let recorded = core.drafts().attachments(&draft).unwrap()[0].uploaded_bytes;
+    assert_eq!(recorded, 256 * 1024, "the acknowledged chunk is recorded");
+    drop(core);
+
+    // The app starts again, the network is back: one offer, then only the two chunks left.
+    let core = phone(&phone_dir, &proxy.url());
+    let after = Arc::new(AtomicU32::new(0));
+    let counter = after.clone();
+    proxy.set_faults(move |raw| {
+        if is_request(raw, "PATCH /v1/blobs/") {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+        Fault::Pass
+    });
+    make_due(&core);
+    let report = core.send_outbox().await.unwrap();
+    assert_eq!((report.sent, report.waiting), (2, 0), "{report:?}");
+    assert_eq!(after.load(Ordering::SeqCst), 2, "finished chunks are not sent again");
+    assert_eq!(sha_hex(&server_copy(&s, &sha).await), sha);
+    assert_eq!(core.drafts().get(&draft).unwrap().unwrap().summary.state, DraftState::Submitted);
+    s.shutdown().await;
+}
+
+/// Plays the agency on the server's own store (the core has no agency API): applies `step`.
+async fn agency_step(s: &RunningServer, case_id: &str, step: congdan_server::cases::store::Step, key: &str) {
+    use congdan_server::cases::store::{run_step, Decision};
+    let (status, body) = run_step(&s.state.db, case_id, "test-agency", key, move |case| {
+        assert!(case.is_some(), "the case exists");
+        Decision::Apply(step)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agency_asks_for_more_information_the_resident_answers_and_the_case_is_done() {
+    use congdan_server::cases::store::Step;
+    let tmp = tempfile::tempdir().unwrap();
+    let s = congdan_server::start(config(&tmp.path().join("server"))).await.unwrap();
+    let core = phone(&tmp.path().join("phone"), &s.url());
+    login(&core, "lan").await;
+    core.sync(&quiet).await.unwrap();
+    let drafts = core.drafts();
+
+    // Only reports may be anonymous; this one is.
+    let permit = drafts.create("CT-TAM-TRU", None).unwrap();
+    assert!(matches!(drafts.set_anonymous(&permit.id, true), Err(Error::DraftInvalid { .. })));
+    let draft = drafts.create("PA-1022", Some("Ngập trước nhà")).unwrap();
+    fill_report(&core, &draft.id, 7);
+    drafts.set_anonymous(&draft.id, true).unwrap();
+    drafts.submit(&draft.id).unwrap();
+    assert_eq!(core.send_outbox().await.unwrap().sent, 1);
+    assert_eq!(server_count(&s, "SELECT anonymous FROM cases").await, 1, "stored as anonymous");
+    core.sync(&quiet).await.unwrap();
+    let case_id = drafts.cases().unwrap()[0].case_id.clone();
+
+    // The hotline asks for the address and a longer description.
+    let ask = Step {
+        status: "needs_information".into(),
+        message: Some("Xin cho biết địa chỉ cụ thể.".into()),
+        requested_fields: vec!["address_note".into(), "description".into()],
+        ..Step::default()
+    };
+    agency_step(&s, &case_id, ask, "ask").await;
+    core.sync(&quiet).await.unwrap();
+    let case = drafts.cases().unwrap().remove(0);
+    assert_eq!(case.status, "needs_information");
+    assert_eq!(case.requested_fields, vec!["address_note", "description"]);
+    assert_eq!(case.timeline.last().unwrap().message.as_deref(), Some("Xin cho biết địa chỉ cụ thể."));
+
+    // Checked on the phone first: only the requested fields, with valid values.
+    let one = |field: &str, value: &str| [(field.to_string(), FieldValue::Text(value.into()))].into_iter().collect();
+    match drafts.answer(&case_id, one("category", "garbage")) {
+        Err(Error::DraftInvalid { issues, .. }) => assert_eq!(issues[0].field_id, "category"),
+        other => panic!("expected a refusal of an unrequested field, got {other:?}"),
+    }
+    assert!(matches!(drafts.answer(&case_id, one("address_note", "12")), Err(Error::DraftInvalid { .. })));
+    let key = drafts.answer(&case_id, one("address_note", "Trước số 12 Nguyễn Hữu Cảnh, Bình Thạnh")).unwrap();
+    let report = core.send_outbox().await.unwrap();
+    assert_eq!((report.sent, report.rejected), (1, 0), "{report:?}");
+    let sent = congdan_core::outbox::item(core.store(), &key).unwrap().unwrap();
+    assert_eq!((sent.kind.as_str(), sent.state), ("case.answer", OutboxState::Sent));
+    assert_eq!(drafts.cases().unwrap()[0].status, "information_provided", "shown at once from the answer");
+    assert_eq!(server_count(&s, "SELECT count(*) FROM cases WHERE status = 'information_provided'").await, 1);
+
+    // The hotline finishes it; the resident sees the whole timeline.
+    let done = Step {
+        status: "done".into(),
+        message: Some("Đã xử lý xong điểm ngập.".into()),
+        result_document: Some("https://1022.hochiminhcity.gov.vn/kq/7".into()),
+        ..Step::default()
+    };
+    agency_step(&s, &case_id, done, "done").await;
+    core.sync(&quiet).await.unwrap();
+    let case = drafts.cases().unwrap().remove(0);
+    assert_eq!(case.status, "done");
+    assert_eq!(case.result_document.as_deref(), Some("https://1022.hochiminhcity.gov.vn/kq/7"));
+    assert!(case.requested_fields.is_empty());
+    let steps: Vec<&str> = case.timeline.iter().map(|e| e.status.as_str()).collect();
+    assert_eq!(steps, vec!["received", "needs_information", "information_provided", "done"]);
+    assert!(matches!(
+        drafts.answer(&case_id, one("address_note", "Trước số 14 Nguyễn Hữu Cảnh")),
+        Err(Error::NoInformationRequested { .. })
+    ));
+    s.shutdown().await;
+}

@@ -495,9 +495,9 @@ async fn upload(store: &Store, session: &Session<'_>, sha256: &str) -> Result<se
         session.send_authorized(Method::POST, BLOBS_PATH, Some((offer, "application/json")), None).await?;
     let path = blob_path(store, sha256);
     let chunk_path = format!("{BLOBS_PATH}/{sha256}");
+    // The server's word is the truth: it may hold more (an answer was lost) or less.
+    record_uploaded(store, sha256, offset)?;
     while offset < blob.size {
-        // The server's word is the truth: it may hold more (an answer was lost) or less.
-        record_uploaded(store, sha256, offset)?;
         let chunk = read_chunk(&path, offset, blob.size)?;
         let headers = [(UPLOAD_OFFSET_HEADER, offset.to_string())];
         let sent: Result<BlobOffset> = session
@@ -513,6 +513,8 @@ async fn upload(store: &Store, session: &Session<'_>, sha256: &str) -> Result<se
         if offset > blob.size {
             return Err(Error::BadData("the server acknowledged more bytes than the file has".into()));
         }
+        // After every acknowledged chunk: an app killed now resumes from here.
+        record_uploaded(store, sha256, offset)?;
     }
     Ok(serde_json::json!({ "sha256": sha256, "size": blob.size }))
 }
