@@ -293,6 +293,59 @@ impl DraftsService {
         Ok(key)
     }
 
+    /// Sends a hotline report anonymously (or not): the agency will not see who sent it, and
+    /// the resident still follows the case. Only for reports, and only while the draft is
+    /// editable.
+    pub fn set_anonymous(&self, id: &str, anonymous: bool) -> Result<()> {
+        let draft = self.get(id)?.ok_or(Error::NotFound { what: "draft" })?;
+        if !draft.summary.state.is_editable() {
+            return Err(Error::DraftLocked { state: draft.summary.state.as_str() });
+        }
+        if anonymous && self.procedure(&draft.summary.procedure_code)?.kind != ProcedureKind::Report {
+            let issue = FieldIssue {
+                field_id: "anonymous".into(),
+                code: validation::IssueCode::UnknownField,
+                message: crate::catalog::LocalizedText {
+                    vi: "Chỉ phản ánh gửi đường dây nóng mới được gửi ẩn danh.".into(),
+                    en: "Only reports to the hotline may be sent anonymously.".into(),
+                },
+            };
+            return Err(Error::DraftInvalid { count: 1, issues: vec![issue] });
+        }
+        self.store().write("marking a draft anonymous", |tx| {
+            tx.execute("UPDATE drafts SET anonymous = ?2 WHERE id = ?1", rusqlite::params![id, anonymous])
+                .map_err(Error::db("marking a draft anonymous"))?;
+            Ok(())
+        })
+    }
+
+    /// Answers the agency's "more information needed" on a case: new values of the fields it
+    /// asked for, checked here first (offline too), then queued in the outbox and sent exactly
+    /// once. Returns the command's idempotency key.
+    pub fn answer(&self, case_id: &str, values: std::collections::BTreeMap<String, FieldValue>) -> Result<String> {
+        let case = self.cases()?.into_iter().find(|c| c.case_id == case_id).ok_or(Error::NotFound { what: "case" })?;
+        if case.status != "needs_information" {
+            return Err(Error::NoInformationRequested { status: case.status });
+        }
+        let procedure = self.procedure(&case.procedure_code)?;
+        let today = CalendarDate::today_utc_plus_7();
+        let mut issues = Vec::new();
+        for (field_id, value) in &values {
+            match procedure.fields.iter().find(|f| &f.id == field_id) {
+                Some(field) if case.requested_fields.contains(field_id) => {
+                    issues.extend(validation::validate_field(field, Some(value), today));
+                }
+                _ => issues.push(not_requested(field_id)),
+            }
+        }
+        if !issues.is_empty() {
+            return Err(Error::DraftInvalid { count: issues.len(), issues });
+        }
+        let key = self.store().write("answering a case", |tx| crate::drafts::commands::answer(tx, case_id, values))?;
+        self.core.outbox_wakeup();
+        Ok(key)
+    }
+
     /// The resident's cases as last synced (number, status, timeline, due date), newest first.
     pub fn cases(&self) -> Result<Vec<crate::drafts::changes::CaseView>> {
         crate::drafts::changes::list(self.store())
@@ -301,6 +354,18 @@ impl DraftsService {
     /// The outbox commands about this draft, newest first (what the screen shows as its state).
     pub fn outbox(&self, id: &str) -> Result<Vec<OutboxItem>> {
         outbox::items(self.store(), Some(id))
+    }
+}
+
+/// A field the agency did not ask for (the server would refuse it: `field_not_requested`).
+fn not_requested(field_id: &str) -> FieldIssue {
+    FieldIssue {
+        field_id: field_id.to_string(),
+        code: validation::IssueCode::UnknownField,
+        message: crate::catalog::LocalizedText {
+            vi: "Cơ quan không yêu cầu bổ sung thông tin này.".into(),
+            en: "The agency did not ask for this information.".into(),
+        },
     }
 }
 

@@ -60,6 +60,9 @@ pub enum Error {
     /// says why in Vietnamese and English.
     #[error("attachment refused: {problem}")]
     AttachmentRefused { problem: crate::drafts::content_type::AttachmentProblem },
+    /// An answer to a case whose agency is not (or no longer) asking for information.
+    #[error("the case is {status}: no information is asked for")]
+    NoInformationRequested { status: String },
 }
 
 /// Why the resident must log in (again). Local data is kept in every case.
@@ -155,6 +158,10 @@ impl Error {
             Error::ProcedureUnavailable { .. } => (
                 "Thủ tục này không còn được nhận trực tuyến.",
                 "This procedure is no longer accepted online.",
+            ),
+            Error::NoInformationRequested { .. } => (
+                "Cơ quan không yêu cầu bổ sung thông tin cho hồ sơ này.",
+                "The agency is not asking for more information on this case.",
             ),
             Error::AttachmentRefused { .. } => (
                 "Tệp này không đính kèm được. Vui lòng chọn ảnh chụp (JPG, PNG, HEIC) hoặc tệp PDF nhỏ hơn.",

@@ -74,6 +74,7 @@ async fn insert_tam_tru(server: &RunningServer, account: &str, draft: &str) -> S
         due_date: date_plus(3),
         anonymous: false,
         key: format!("direct-{draft}"),
+        attachments: Default::default(),
     };
     store::create(&server.state.db, case, 2026).await.unwrap();
     id

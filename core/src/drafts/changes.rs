@@ -19,7 +19,8 @@ pub struct TimelineEntry {
     pub message: Option<String>,
 }
 
-/// A case as the phone keeps it.
+/// A case as the phone keeps it. Statuses: `received`, `processing`, `needs_information`,
+/// `information_provided`, `done`, `rejected`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CaseView {
     pub case_id: String,
@@ -33,6 +34,12 @@ pub struct CaseView {
     pub due_date: String,
     #[serde(default)]
     pub timeline: Vec<TimelineEntry>,
+    /// While the status is `needs_information`: the fields the agency asks the resident to fix.
+    #[serde(default)]
+    pub requested_fields: Vec<String>,
+    /// Once done: the agency's result (a short text or a link to the document).
+    #[serde(default)]
+    pub result_document: Option<String>,
 }
 
 pub(crate) fn apply(tx: &Transaction<'_>, change: &Change) -> Result<()> {

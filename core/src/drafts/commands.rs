@@ -1,15 +1,19 @@
-//! The drafts capability's commands in the outbox: `case.submit`, and what its answer changes.
+//! The drafts capability's commands in the outbox: `case.submit` and `case.answer` (the
+//! resident's answer to "more information needed"), and what their answers change.
 
 use rusqlite::{params, Transaction};
 
 use super::store::{self, DraftState};
-use super::wire::{CaseReceipt, SubmitCase, SUBMIT_KIND, SUBMIT_PATH};
+use super::changes::CaseView;
+use super::validation::FieldValue;
+use super::wire::{answer_path, AnswerCase, CaseReceipt, SubmitCase, ANSWER_KIND, SUBMIT_KIND, SUBMIT_PATH};
 use crate::error::{Error, Result};
 use crate::outbox::{self, Rejection, Route};
 
 pub(crate) fn route(kind: &str) -> Option<Route> {
     match kind {
-        SUBMIT_KIND => Some(Route { path: SUBMIT_PATH, on_sent: submitted, on_rejected: refused }),
+        SUBMIT_KIND => Some(Route { path: |_| SUBMIT_PATH.to_string(), on_sent: submitted, on_rejected: refused }),
+        ANSWER_KIND => Some(Route { path: answer_path, on_sent: answered, on_rejected: answer_refused }),
         _ => None,
     }
 }
@@ -17,11 +21,11 @@ pub(crate) fn route(kind: &str) -> Option<Route> {
 /// Freezes the draft and queues its submission, in one transaction: either both happen or
 /// neither. Returns the command's idempotency key.
 pub(crate) fn submit(tx: &Transaction<'_>, draft_id: &str) -> Result<String> {
-    let (procedure_code, state): (String, String) = tx
+    let (procedure_code, state, anonymous): (String, String, bool) = tx
         .query_row(
-            "SELECT procedure_code, state FROM drafts WHERE id = ?1 AND deleted_at IS NULL",
+            "SELECT procedure_code, state, anonymous FROM drafts WHERE id = ?1 AND deleted_at IS NULL",
             [draft_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0)),
         )
         .map_err(|e| match e {
             rusqlite::Error::QueryReturnedNoRows => Error::NotFound { what: "draft" },
@@ -42,7 +46,7 @@ pub(crate) fn submit(tx: &Transaction<'_>, draft_id: &str) -> Result<String> {
         procedure_code,
         values,
         attachments: super::attachments::for_submission(tx, draft_id)?,
-        anonymous: false,
+        anonymous,
     })
         .map_err(|e| Error::BadData(e.to_string()))?;
     // The files first: the outbox sends in order, and the case waits for its uploads.
@@ -70,4 +74,29 @@ fn refused(tx: &Transaction<'_>, draft_id: &str, rejection: &Rejection) -> Resul
     tx.execute("UPDATE drafts SET rejection = ?2 WHERE id = ?1", params![draft_id, json])
         .map_err(Error::db("recording a refusal"))?;
     store::set_state(tx, draft_id, DraftState::Rejected)
+}
+
+/// Queues the resident's answer to "more information needed" (subject: the case id) and returns
+/// its idempotency key. The caller checked the values against the form and the request.
+pub(crate) fn answer(tx: &Transaction<'_>, case_id: &str, values: std::collections::BTreeMap<String, FieldValue>) -> Result<String> {
+    let payload = serde_json::to_value(AnswerCase { values }).map_err(|e| Error::BadData(e.to_string()))?;
+    outbox::enqueue(tx, ANSWER_KIND, case_id, &payload)
+}
+
+/// The server answers with the case's full view: show it at once. Its `feed_seq` stays, so the
+/// account feed's own `case.status` (the same or newer) still applies over it.
+fn answered(tx: &Transaction<'_>, case_id: &str, result: &serde_json::Value) -> Result<()> {
+    let Ok(case) = serde_json::from_value::<CaseView>(result.clone()) else {
+        return Ok(()); // the feed brings it anyway
+    };
+    let body = serde_json::to_string(&case).map_err(|e| Error::BadData(e.to_string()))?;
+    tx.execute("UPDATE cases SET status = ?2, body = ?3 WHERE id = ?1", params![case_id, case.status, body])
+        .map_err(Error::db("recording an answer"))?;
+    Ok(())
+}
+
+/// A refused answer keeps its reason on the outbox item (the screen shows it); the case itself
+/// is unchanged and the resident may answer again.
+fn answer_refused(_tx: &Transaction<'_>, _case_id: &str, _rejection: &Rejection) -> Result<()> {
+    Ok(())
 }

@@ -79,7 +79,8 @@ pub struct OutboxItem {
 /// What a command kind is: where it is sent, and what its answer changes locally (in the same
 /// transaction that records the answer).
 pub(crate) struct Route {
-    pub path: &'static str,
+    /// The path to POST to, made from the command's subject (`v1/cases/{case_id}/answer`).
+    pub path: fn(&str) -> String,
     pub on_sent: fn(&Transaction<'_>, &str, &serde_json::Value) -> Result<()>,
     pub on_rejected: fn(&Transaction<'_>, &str, &Rejection) -> Result<()>,
 }
@@ -313,7 +314,7 @@ pub(crate) async fn drain(store: &Store, session: &Session<'_>) -> Result<DrainR
                 session
                     .send_authorized(
                         Method::POST,
-                        route.path,
+                        &(route.path)(&command.subject),
                         Some((command.payload.clone().into_bytes(), "application/json")),
                         Some(&command.key),
                     )
@@ -334,7 +335,7 @@ pub(crate) async fn drain(store: &Store, session: &Session<'_>) -> Result<DrainR
                 })?;
                 report.sent += 1;
             }
-            Err(Error::ServerRejected { status, code, message, details }) if is_final(status) => {
+            Err(Error::ServerRejected { status, code, message, details }) if is_final(status, &code) => {
                 reject(store, command, &route, &Rejection { code, message, details })?;
                 report.rejected += 1;
             }
@@ -370,10 +371,16 @@ pub(crate) async fn drain(store: &Store, session: &Session<'_>) -> Result<DrainR
     Ok(report)
 }
 
-/// A 4xx other than 408/409/425/429 is the server's final word on this command.
-fn is_final(status: u16) -> bool {
-    (400..500).contains(&status) && !matches!(status, 401 | 408 | 409 | 425 | 429)
+/// A 4xx other than 408/409/425/429 is the server's final word on this command; so is a 409
+/// `invalid_transition` (the case moved on: an answer to a question no longer asked), unlike a
+/// 409 `request_in_progress`, which a retry resolves.
+fn is_final(status: u16, code: &str) -> bool {
+    let conflict_for_good = status == 409 && code == INVALID_TRANSITION;
+    conflict_for_good || ((400..500).contains(&status) && !matches!(status, 401 | 408 | 409 | 425 | 429))
 }
+
+/// The server's code for a command that no longer fits the state of its subject.
+pub const INVALID_TRANSITION: &str = "invalid_transition";
 
 fn reject(store: &Store, command: &Due, route: &Sender, rejection: &Rejection) -> Result<()> {
     let json = serde_json::to_string(rejection).map_err(|e| Error::BadData(e.to_string()))?;
@@ -421,10 +428,11 @@ mod tests {
     #[test]
     fn final_and_transient_statuses() {
         for s in [400, 403, 404, 410, 413, 422] {
-            assert!(is_final(s), "{s}");
+            assert!(is_final(s, "any"), "{s}");
         }
         for s in [401, 408, 409, 425, 429, 500, 503] {
-            assert!(!is_final(s), "{s}");
+            assert!(!is_final(s, "request_in_progress"), "{s}");
         }
+        assert!(is_final(409, INVALID_TRANSITION), "the case moved on: retrying cannot help");
     }
 }

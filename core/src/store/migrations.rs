@@ -133,6 +133,10 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX draft_attachments_blob ON draft_attachments(sha256);
     "#,
+    // 6: a hotline report may be sent anonymously (the agency never sees who sent it).
+    r#"
+    ALTER TABLE drafts ADD COLUMN anonymous INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
