@@ -132,6 +132,8 @@ pub struct CaseView {
     pub received_at_ms: i64,
     pub due_date: String,
     pub timeline: Vec<TimelineEntry>,
+    pub requested_fields: Vec<String>,
+    pub result_document: Option<String>,
 }
 
 /// Case drafts. Every call works offline; `submit` queues the draft in the outbox, and the core's
@@ -204,5 +206,19 @@ impl DraftsApi {
 
     pub fn cases(&self) -> Result<Vec<CaseView>, CongdanError> {
         Ok(self.inner.cases()?)
+    }
+
+    /// Sends a hotline report anonymously (reports only; the resident still follows the case).
+    pub fn set_anonymous(&self, id: String, anonymous: bool) -> Result<(), CongdanError> {
+        Ok(self.inner.set_anonymous(&id, anonymous)?)
+    }
+
+    /// Answers "more information needed" on a case with new values of the fields the agency
+    /// asked for (`CaseView.requested_fields`); queued and sent exactly once. Returns the
+    /// command's idempotency key. Throws `InvalidDraft` for bad or unrequested fields and
+    /// `DraftLocked` when no information is asked for.
+    pub fn answer(&self, case_id: String, fields: Vec<DraftField>) -> Result<String, CongdanError> {
+        let values = fields.into_iter().map(|f| (f.field_id, f.value)).collect();
+        Ok(self.inner.answer(&case_id, values)?)
     }
 }

@@ -85,7 +85,9 @@ impl From<Error> for CongdanError {
             Error::NotFound { .. } | Error::ProcedureUnavailable { .. } => {
                 CongdanError::NotFound { message_vi, message_en, detail }
             }
-            Error::DraftLocked { .. } => CongdanError::DraftLocked { message_vi, message_en, detail },
+            Error::DraftLocked { .. } | Error::NoInformationRequested { .. } => {
+                CongdanError::DraftLocked { message_vi, message_en, detail }
+            }
             Error::DraftInvalid { issues, .. } => CongdanError::InvalidDraft { issues, message_vi, message_en, detail },
             Error::Cancelled => CongdanError::Cancelled { message_vi, message_en, detail },
         }

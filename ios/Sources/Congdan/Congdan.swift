@@ -1066,6 +1066,14 @@ public func FfiConverterTypeCongdanCore_lower(_ value: CongdanCore) -> UInt64 {
  */
 public protocol DraftsApiProtocol: AnyObject, Sendable {
     
+    /**
+     * Answers "more information needed" on a case with new values of the fields the agency
+     * asked for (`CaseView.requested_fields`); queued and sent exactly once. Returns the
+     * command's idempotency key. Throws `InvalidDraft` for bad or unrequested fields and
+     * `DraftLocked` when no information is asked for.
+     */
+    func answer(caseId: String, fields: [DraftField]) throws  -> String
+    
     func cases() throws  -> [CaseView]
     
     func clearField(id: String, fieldId: String) throws 
@@ -1081,6 +1089,11 @@ public protocol DraftsApiProtocol: AnyObject, Sendable {
     func outbox(id: String) throws  -> [OutboxEntry]
     
     func rename(id: String, title: String) throws 
+    
+    /**
+     * Sends a hotline report anonymously (reports only; the resident still follows the case).
+     */
+    func setAnonymous(id: String, anonymous: Bool) throws 
     
     /**
      * Saves one field at once (autosave) and returns its issues for live display.
@@ -1154,6 +1167,23 @@ open class DraftsApi: DraftsApiProtocol, @unchecked Sendable {
 
     
 
+    
+    /**
+     * Answers "more information needed" on a case with new values of the fields the agency
+     * asked for (`CaseView.requested_fields`); queued and sent exactly once. Returns the
+     * command's idempotency key. Throws `InvalidDraft` for bad or unrequested fields and
+     * `DraftLocked` when no information is asked for.
+     */
+open func answer(caseId: String, fields: [DraftField])throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_draftsapi_answer(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(caseId),
+        FfiConverterSequenceTypeDraftField.lower(fields),uniffiCallStatus
+    )
+})
+}
     
 open func cases()throws  -> [CaseView]  {
     return try  FfiConverterSequenceTypeCaseView.lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
@@ -1229,6 +1259,19 @@ open func rename(id: String, title: String)throws   {try rustCallWithError(FfiCo
             self.uniffiCloneHandle(),
         FfiConverterString.lower(id),
         FfiConverterString.lower(title),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Sends a hotline report anonymously (reports only; the resident still follows the case).
+     */
+open func setAnonymous(id: String, anonymous: Bool)throws   {try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_draftsapi_set_anonymous(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(id),
+        FfiConverterBool.lower(anonymous),uniffiCallStatus
     )
 }
 }
@@ -2483,10 +2526,12 @@ public struct CaseView: Equatable, Hashable {
     public var receivedAtMs: Int64
     public var dueDate: String
     public var timeline: [TimelineEntry]
+    public var requestedFields: [String]
+    public var resultDocument: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(caseId: String, caseNumber: String, procedureCode: String, draftId: String?, status: String, receivedAtMs: Int64, dueDate: String, timeline: [TimelineEntry]) {
+    public init(caseId: String, caseNumber: String, procedureCode: String, draftId: String?, status: String, receivedAtMs: Int64, dueDate: String, timeline: [TimelineEntry], requestedFields: [String], resultDocument: String?) {
         self.caseId = caseId
         self.caseNumber = caseNumber
         self.procedureCode = procedureCode
@@ -2495,6 +2540,8 @@ public struct CaseView: Equatable, Hashable {
         self.receivedAtMs = receivedAtMs
         self.dueDate = dueDate
         self.timeline = timeline
+        self.requestedFields = requestedFields
+        self.resultDocument = resultDocument
     }
 
     
@@ -2520,7 +2567,9 @@ public struct FfiConverterTypeCaseView: FfiConverterRustBuffer {
                 status: FfiConverterString.read(from: &buf), 
                 receivedAtMs: FfiConverterInt64.read(from: &buf), 
                 dueDate: FfiConverterString.read(from: &buf), 
-                timeline: FfiConverterSequenceTypeTimelineEntry.read(from: &buf)
+                timeline: FfiConverterSequenceTypeTimelineEntry.read(from: &buf), 
+                requestedFields: FfiConverterSequenceString.read(from: &buf), 
+                resultDocument: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -2533,6 +2582,8 @@ public struct FfiConverterTypeCaseView: FfiConverterRustBuffer {
         FfiConverterInt64.write(value.receivedAtMs, into: &buf)
         FfiConverterString.write(value.dueDate, into: &buf)
         FfiConverterSequenceTypeTimelineEntry.write(value.timeline, into: &buf)
+        FfiConverterSequenceString.write(value.requestedFields, into: &buf)
+        FfiConverterOptionString.write(value.resultDocument, into: &buf)
     }
 }
 

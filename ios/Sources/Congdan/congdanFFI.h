@@ -405,6 +405,11 @@ uint64_t uniffi_congdan_ffi_fn_clone_draftsapi(uint64_t handle, RustCallStatus *
 void uniffi_congdan_ffi_fn_free_draftsapi(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_ANSWER
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_ANSWER
+RustBuffer uniffi_congdan_ffi_fn_method_draftsapi_answer(uint64_t ptr, RustBuffer case_id, RustBuffer fields, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_CASES
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_CASES
 RustBuffer uniffi_congdan_ffi_fn_method_draftsapi_cases(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -443,6 +448,11 @@ RustBuffer uniffi_congdan_ffi_fn_method_draftsapi_outbox(uint64_t ptr, RustBuffe
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_RENAME
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_RENAME
 void uniffi_congdan_ffi_fn_method_draftsapi_rename(uint64_t ptr, RustBuffer id, RustBuffer title, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_SET_ANONYMOUS
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_SET_ANONYMOUS
+void uniffi_congdan_ffi_fn_method_draftsapi_set_anonymous(uint64_t ptr, RustBuffer id, int8_t anonymous, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_SET_FIELD
@@ -901,6 +911,12 @@ uint16_t uniffi_congdan_ffi_checksum_method_congdancore_sync(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_ANSWER
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_ANSWER
+uint16_t uniffi_congdan_ffi_checksum_method_draftsapi_answer(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_CASES
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_CASES
 uint16_t uniffi_congdan_ffi_checksum_method_draftsapi_cases(void
@@ -946,6 +962,12 @@ uint16_t uniffi_congdan_ffi_checksum_method_draftsapi_outbox(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_RENAME
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_RENAME
 uint16_t uniffi_congdan_ffi_checksum_method_draftsapi_rename(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_SET_ANONYMOUS
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_SET_ANONYMOUS
+uint16_t uniffi_congdan_ffi_checksum_method_draftsapi_set_anonymous(void
     
 );
 #endif

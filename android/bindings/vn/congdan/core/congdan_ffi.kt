@@ -787,6 +787,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_congdancore_sync(
     ): Int
+    external fun uniffi_congdan_ffi_checksum_method_draftsapi_answer(
+    ): Int
     external fun uniffi_congdan_ffi_checksum_method_draftsapi_cases(
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_draftsapi_clear_field(
@@ -802,6 +804,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_congdan_ffi_checksum_method_draftsapi_outbox(
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_draftsapi_rename(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_draftsapi_set_anonymous(
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_draftsapi_set_field(
     ): Int
@@ -894,6 +898,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_congdan_ffi_fn_free_draftsapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_congdan_ffi_fn_method_draftsapi_answer(`ptr`: Long,`caseId`: RustBuffer.ByValue,`fields`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_congdan_ffi_fn_method_draftsapi_cases(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_congdan_ffi_fn_method_draftsapi_clear_field(`ptr`: Long,`id`: RustBuffer.ByValue,`fieldId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -909,6 +915,8 @@ internal object UniffiLib {
     external fun uniffi_congdan_ffi_fn_method_draftsapi_outbox(`ptr`: Long,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_congdan_ffi_fn_method_draftsapi_rename(`ptr`: Long,`id`: RustBuffer.ByValue,`title`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_congdan_ffi_fn_method_draftsapi_set_anonymous(`ptr`: Long,`id`: RustBuffer.ByValue,`anonymous`: Byte,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_congdan_ffi_fn_method_draftsapi_set_field(`ptr`: Long,`id`: RustBuffer.ByValue,`fieldId`: RustBuffer.ByValue,`value`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -2357,6 +2365,14 @@ public object FfiConverterTypeCongdanCore: FfiConverter<CongdanCore, Long> {
  */
 public interface DraftsApiInterface {
     
+    /**
+     * Answers "more information needed" on a case with new values of the fields the agency
+     * asked for (`CaseView.requested_fields`); queued and sent exactly once. Returns the
+     * command's idempotency key. Throws `InvalidDraft` for bad or unrequested fields and
+     * `DraftLocked` when no information is asked for.
+     */
+    fun `answer`(`caseId`: kotlin.String, `fields`: List<DraftField>): kotlin.String
+    
     fun `cases`(): List<CaseView>
     
     fun `clearField`(`id`: kotlin.String, `fieldId`: kotlin.String)
@@ -2372,6 +2388,11 @@ public interface DraftsApiInterface {
     fun `outbox`(`id`: kotlin.String): List<OutboxEntry>
     
     fun `rename`(`id`: kotlin.String, `title`: kotlin.String)
+    
+    /**
+     * Sends a hotline report anonymously (reports only; the resident still follows the case).
+     */
+    fun `setAnonymous`(`id`: kotlin.String, `anonymous`: kotlin.Boolean)
     
     /**
      * Saves one field at once (autosave) and returns its issues for live display.
@@ -2497,6 +2518,28 @@ open class DraftsApi: Disposable, AutoCloseable, DraftsApiInterface
     }
 
     
+    /**
+     * Answers "more information needed" on a case with new values of the fields the agency
+     * asked for (`CaseView.requested_fields`); queued and sent exactly once. Returns the
+     * command's idempotency key. Throws `InvalidDraft` for bad or unrequested fields and
+     * `DraftLocked` when no information is asked for.
+     */
+    @Throws(CongdanException::class)override fun `answer`(`caseId`: kotlin.String, `fields`: List<DraftField>): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_draftsapi_answer(
+        it,
+        
+        FfiConverterString.lower(`caseId`),
+        FfiConverterSequenceTypeDraftField.lower(`fields`),_status)
+}
+    }
+    )
+    }
+    
+
+    
     @Throws(CongdanException::class)override fun `cases`(): List<CaseView> {
             return FfiConverterSequenceTypeCaseView.lift(
     callWithHandle {
@@ -2609,6 +2652,24 @@ open class DraftsApi: Disposable, AutoCloseable, DraftsApiInterface
         
         FfiConverterString.lower(`id`),
         FfiConverterString.lower(`title`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Sends a hotline report anonymously (reports only; the resident still follows the case).
+     */
+    @Throws(CongdanException::class)override fun `setAnonymous`(`id`: kotlin.String, `anonymous`: kotlin.Boolean)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_draftsapi_set_anonymous(
+        it,
+        
+        FfiConverterString.lower(`id`),
+        FfiConverterBoolean.lower(`anonymous`),_status)
 }
     }
     
@@ -4345,6 +4406,10 @@ data class CaseView (
     var `dueDate`: kotlin.String
     , 
     var `timeline`: List<TimelineEntry>
+    , 
+    var `requestedFields`: List<kotlin.String>
+    , 
+    var `resultDocument`: kotlin.String?
     
 ){
     
@@ -4369,6 +4434,8 @@ public object FfiConverterTypeCaseView: FfiConverterRustBuffer<CaseView> {
             FfiConverterLong.read(buf),
             FfiConverterString.read(buf),
             FfiConverterSequenceTypeTimelineEntry.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
@@ -4380,7 +4447,9 @@ public object FfiConverterTypeCaseView: FfiConverterRustBuffer<CaseView> {
             FfiConverterString.allocationSize(value.`status`) +
             FfiConverterLong.allocationSize(value.`receivedAtMs`) +
             FfiConverterString.allocationSize(value.`dueDate`) +
-            FfiConverterSequenceTypeTimelineEntry.allocationSize(value.`timeline`)
+            FfiConverterSequenceTypeTimelineEntry.allocationSize(value.`timeline`) +
+            FfiConverterSequenceString.allocationSize(value.`requestedFields`) +
+            FfiConverterOptionalString.allocationSize(value.`resultDocument`)
     )
 
     override fun write(value: CaseView, buf: ByteBuffer) {
@@ -4392,6 +4461,8 @@ public object FfiConverterTypeCaseView: FfiConverterRustBuffer<CaseView> {
             FfiConverterLong.write(value.`receivedAtMs`, buf)
             FfiConverterString.write(value.`dueDate`, buf)
             FfiConverterSequenceTypeTimelineEntry.write(value.`timeline`, buf)
+            FfiConverterSequenceString.write(value.`requestedFields`, buf)
+            FfiConverterOptionalString.write(value.`resultDocument`, buf)
     }
 }
 
