@@ -7,6 +7,7 @@
 
 uniffi::setup_scaffolding!();
 
+mod attachments;
 mod catalog;
 mod core_object;
 mod drafts;

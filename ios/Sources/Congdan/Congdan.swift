@@ -1067,6 +1067,26 @@ public func FfiConverterTypeCongdanCore_lower(_ value: CongdanCore) -> UInt64 {
 public protocol DraftsApiProtocol: AnyObject, Sendable {
     
     /**
+     * Attaches a file given as bytes under the attachment rule `rule_id`.
+     */
+    func attachBytes(id: String, ruleId: String, bytes: Data) throws  -> Attachment
+    
+    /**
+     * Attaches the file at `path` under the procedure's attachment rule `rule_id`.
+     */
+    func attachFile(id: String, ruleId: String, path: String) throws  -> Attachment
+    
+    /**
+     * The draft's files, by rule, with their upload progress.
+     */
+    func attachments(id: String) throws  -> [Attachment]
+    
+    /**
+     * Removes a file from the draft (the file goes once nothing uses it).
+     */
+    func detach(id: String, ruleId: String, sha256: String) throws 
+    
+    /**
      * Answers "more information needed" on a case with new values of the fields the agency
      * asked for (`CaseView.requested_fields`); queued and sent exactly once. Returns the
      * command's idempotency key. Throws `InvalidDraft` for bad or unrequested fields and
@@ -1167,6 +1187,63 @@ open class DraftsApi: DraftsApiProtocol, @unchecked Sendable {
 
     
 
+    
+    /**
+     * Attaches a file given as bytes under the attachment rule `rule_id`.
+     */
+open func attachBytes(id: String, ruleId: String, bytes: Data)throws  -> Attachment  {
+    return try  FfiConverterTypeAttachment_lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_draftsapi_attach_bytes(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(id),
+        FfiConverterString.lower(ruleId),
+        FfiConverterData.lower(bytes),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Attaches the file at `path` under the procedure's attachment rule `rule_id`.
+     */
+open func attachFile(id: String, ruleId: String, path: String)throws  -> Attachment  {
+    return try  FfiConverterTypeAttachment_lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_draftsapi_attach_file(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(id),
+        FfiConverterString.lower(ruleId),
+        FfiConverterString.lower(path),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The draft's files, by rule, with their upload progress.
+     */
+open func attachments(id: String)throws  -> [Attachment]  {
+    return try  FfiConverterSequenceTypeAttachment.lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_draftsapi_attachments(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(id),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Removes a file from the draft (the file goes once nothing uses it).
+     */
+open func detach(id: String, ruleId: String, sha256: String)throws   {try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_draftsapi_detach(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(id),
+        FfiConverterString.lower(ruleId),
+        FfiConverterString.lower(sha256),uniffiCallStatus
+    )
+}
+}
     
     /**
      * Answers "more information needed" on a case with new values of the fields the agency
@@ -2448,6 +2525,82 @@ public func FfiConverterTypeAgency_lift(_ buf: RustBuffer) throws -> Agency {
 #endif
 public func FfiConverterTypeAgency_lower(_ value: Agency) -> RustBuffer {
     return FfiConverterTypeAgency.lower(value)
+}
+
+
+public struct Attachment: Equatable, Hashable {
+    public var ruleId: String
+    public var sha256: String
+    public var size: UInt64
+    public var mediaType: String
+    public var addedAtMs: Int64
+    /**
+     * How much of the file the server has acknowledged (upload progress).
+     */
+    public var uploadedBytes: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(ruleId: String, sha256: String, size: UInt64, mediaType: String, addedAtMs: Int64, 
+        /**
+         * How much of the file the server has acknowledged (upload progress).
+         */uploadedBytes: UInt64) {
+        self.ruleId = ruleId
+        self.sha256 = sha256
+        self.size = size
+        self.mediaType = mediaType
+        self.addedAtMs = addedAtMs
+        self.uploadedBytes = uploadedBytes
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Attachment: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAttachment: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Attachment {
+        return
+            try Attachment(
+                ruleId: FfiConverterString.read(from: &buf), 
+                sha256: FfiConverterString.read(from: &buf), 
+                size: FfiConverterUInt64.read(from: &buf), 
+                mediaType: FfiConverterString.read(from: &buf), 
+                addedAtMs: FfiConverterInt64.read(from: &buf), 
+                uploadedBytes: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Attachment, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.ruleId, into: &buf)
+        FfiConverterString.write(value.sha256, into: &buf)
+        FfiConverterUInt64.write(value.size, into: &buf)
+        FfiConverterString.write(value.mediaType, into: &buf)
+        FfiConverterInt64.write(value.addedAtMs, into: &buf)
+        FfiConverterUInt64.write(value.uploadedBytes, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAttachment_lift(_ buf: RustBuffer) throws -> Attachment {
+    return try FfiConverterTypeAttachment.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAttachment_lower(_ value: Attachment) -> RustBuffer {
+    return FfiConverterTypeAttachment.lower(value)
 }
 
 
@@ -5291,6 +5444,31 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeAttachment: FfiConverterRustBuffer {
+    typealias SwiftType = [Attachment]
+
+    public static func write(_ value: [Attachment], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeAttachment.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Attachment] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Attachment]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeAttachment.read(from: &buf))
         }
         return seq
     }

@@ -405,6 +405,26 @@ uint64_t uniffi_congdan_ffi_fn_clone_draftsapi(uint64_t handle, RustCallStatus *
 void uniffi_congdan_ffi_fn_free_draftsapi(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_ATTACH_BYTES
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_ATTACH_BYTES
+RustBuffer uniffi_congdan_ffi_fn_method_draftsapi_attach_bytes(uint64_t ptr, RustBuffer id, RustBuffer rule_id, RustBuffer bytes, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_ATTACH_FILE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_ATTACH_FILE
+RustBuffer uniffi_congdan_ffi_fn_method_draftsapi_attach_file(uint64_t ptr, RustBuffer id, RustBuffer rule_id, RustBuffer path, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_ATTACHMENTS
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_ATTACHMENTS
+RustBuffer uniffi_congdan_ffi_fn_method_draftsapi_attachments(uint64_t ptr, RustBuffer id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_DETACH
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_DETACH
+void uniffi_congdan_ffi_fn_method_draftsapi_detach(uint64_t ptr, RustBuffer id, RustBuffer rule_id, RustBuffer sha256, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_ANSWER
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_DRAFTSAPI_ANSWER
 RustBuffer uniffi_congdan_ffi_fn_method_draftsapi_answer(uint64_t ptr, RustBuffer case_id, RustBuffer fields, RustCallStatus *_Nonnull out_status
@@ -908,6 +928,30 @@ uint16_t uniffi_congdan_ffi_checksum_method_congdancore_send_outbox(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_SYNC
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_SYNC
 uint16_t uniffi_congdan_ffi_checksum_method_congdancore_sync(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_ATTACH_BYTES
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_ATTACH_BYTES
+uint16_t uniffi_congdan_ffi_checksum_method_draftsapi_attach_bytes(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_ATTACH_FILE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_ATTACH_FILE
+uint16_t uniffi_congdan_ffi_checksum_method_draftsapi_attach_file(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_ATTACHMENTS
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_ATTACHMENTS
+uint16_t uniffi_congdan_ffi_checksum_method_draftsapi_attachments(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_DETACH
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_DETACH
+uint16_t uniffi_congdan_ffi_checksum_method_draftsapi_detach(void
     
 );
 #endif

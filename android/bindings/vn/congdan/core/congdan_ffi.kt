@@ -787,6 +787,14 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_congdancore_sync(
     ): Int
+    external fun uniffi_congdan_ffi_checksum_method_draftsapi_attach_bytes(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_draftsapi_attach_file(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_draftsapi_attachments(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_draftsapi_detach(
+    ): Int
     external fun uniffi_congdan_ffi_checksum_method_draftsapi_answer(
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_draftsapi_cases(
@@ -897,6 +905,14 @@ internal object UniffiLib {
     external fun uniffi_congdan_ffi_fn_clone_draftsapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_congdan_ffi_fn_free_draftsapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_congdan_ffi_fn_method_draftsapi_attach_bytes(`ptr`: Long,`id`: RustBuffer.ByValue,`ruleId`: RustBuffer.ByValue,`bytes`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_draftsapi_attach_file(`ptr`: Long,`id`: RustBuffer.ByValue,`ruleId`: RustBuffer.ByValue,`path`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_draftsapi_attachments(`ptr`: Long,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_draftsapi_detach(`ptr`: Long,`id`: RustBuffer.ByValue,`ruleId`: RustBuffer.ByValue,`sha256`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_congdan_ffi_fn_method_draftsapi_answer(`ptr`: Long,`caseId`: RustBuffer.ByValue,`fields`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -2366,6 +2382,26 @@ public object FfiConverterTypeCongdanCore: FfiConverter<CongdanCore, Long> {
 public interface DraftsApiInterface {
     
     /**
+     * Attaches a file given as bytes under the attachment rule `rule_id`.
+     */
+    fun `attachBytes`(`id`: kotlin.String, `ruleId`: kotlin.String, `bytes`: kotlin.ByteArray): Attachment
+    
+    /**
+     * Attaches the file at `path` under the procedure's attachment rule `rule_id`.
+     */
+    fun `attachFile`(`id`: kotlin.String, `ruleId`: kotlin.String, `path`: kotlin.String): Attachment
+    
+    /**
+     * The draft's files, by rule, with their upload progress.
+     */
+    fun `attachments`(`id`: kotlin.String): List<Attachment>
+    
+    /**
+     * Removes a file from the draft (the file goes once nothing uses it).
+     */
+    fun `detach`(`id`: kotlin.String, `ruleId`: kotlin.String, `sha256`: kotlin.String)
+    
+    /**
      * Answers "more information needed" on a case with new values of the fields the agency
      * asked for (`CaseView.requested_fields`); queued and sent exactly once. Returns the
      * command's idempotency key. Throws `InvalidDraft` for bad or unrequested fields and
@@ -2516,6 +2552,83 @@ open class DraftsApi: Disposable, AutoCloseable, DraftsApiInterface
             UniffiLib.uniffi_congdan_ffi_fn_clone_draftsapi(handle, status)
         }
     }
+
+    
+    /**
+     * Attaches a file given as bytes under the attachment rule `rule_id`.
+     */
+    @Throws(CongdanException::class)override fun `attachBytes`(`id`: kotlin.String, `ruleId`: kotlin.String, `bytes`: kotlin.ByteArray): Attachment {
+            return FfiConverterTypeAttachment.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_draftsapi_attach_bytes(
+        it,
+        
+        FfiConverterString.lower(`id`),
+        FfiConverterString.lower(`ruleId`),
+        FfiConverterByteArray.lower(`bytes`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Attaches the file at `path` under the procedure's attachment rule `rule_id`.
+     */
+    @Throws(CongdanException::class)override fun `attachFile`(`id`: kotlin.String, `ruleId`: kotlin.String, `path`: kotlin.String): Attachment {
+            return FfiConverterTypeAttachment.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_draftsapi_attach_file(
+        it,
+        
+        FfiConverterString.lower(`id`),
+        FfiConverterString.lower(`ruleId`),
+        FfiConverterString.lower(`path`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The draft's files, by rule, with their upload progress.
+     */
+    @Throws(CongdanException::class)override fun `attachments`(`id`: kotlin.String): List<Attachment> {
+            return FfiConverterSequenceTypeAttachment.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_draftsapi_attachments(
+        it,
+        
+        FfiConverterString.lower(`id`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Removes a file from the draft (the file goes once nothing uses it).
+     */
+    @Throws(CongdanException::class)override fun `detach`(`id`: kotlin.String, `ruleId`: kotlin.String, `sha256`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_draftsapi_detach(
+        it,
+        
+        FfiConverterString.lower(`id`),
+        FfiConverterString.lower(`ruleId`),
+        FfiConverterString.lower(`sha256`),_status)
+}
+    }
+    
+    
 
     
     /**
@@ -4332,6 +4445,67 @@ public object FfiConverterTypeAgency: FfiConverterRustBuffer<Agency> {
     override fun write(value: Agency, buf: ByteBuffer) {
             FfiConverterString.write(value.`code`, buf)
             FfiConverterTypeLocalizedText.write(value.`name`, buf)
+    }
+}
+
+
+
+data class Attachment (
+    var `ruleId`: kotlin.String
+    , 
+    var `sha256`: kotlin.String
+    , 
+    var `size`: kotlin.ULong
+    , 
+    var `mediaType`: kotlin.String
+    , 
+    var `addedAtMs`: kotlin.Long
+    , 
+    /**
+     * How much of the file the server has acknowledged (upload progress).
+     */
+    var `uploadedBytes`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAttachment: FfiConverterRustBuffer<Attachment> {
+    override fun read(buf: ByteBuffer): Attachment {
+        return Attachment(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Attachment) = (
+            FfiConverterString.allocationSize(value.`ruleId`) +
+            FfiConverterString.allocationSize(value.`sha256`) +
+            FfiConverterULong.allocationSize(value.`size`) +
+            FfiConverterString.allocationSize(value.`mediaType`) +
+            FfiConverterLong.allocationSize(value.`addedAtMs`) +
+            FfiConverterULong.allocationSize(value.`uploadedBytes`)
+    )
+
+    override fun write(value: Attachment, buf: ByteBuffer) {
+            FfiConverterString.write(value.`ruleId`, buf)
+            FfiConverterString.write(value.`sha256`, buf)
+            FfiConverterULong.write(value.`size`, buf)
+            FfiConverterString.write(value.`mediaType`, buf)
+            FfiConverterLong.write(value.`addedAtMs`, buf)
+            FfiConverterULong.write(value.`uploadedBytes`, buf)
     }
 }
 
@@ -6810,6 +6984,34 @@ public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.Str
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterString.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeAttachment: FfiConverterRustBuffer<List<Attachment>> {
+    override fun read(buf: ByteBuffer): List<Attachment> {
+        val len = buf.getInt()
+        return List<Attachment>(len) {
+            FfiConverterTypeAttachment.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Attachment>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeAttachment.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Attachment>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeAttachment.write(it, buf)
         }
     }
 }
