@@ -60,6 +60,10 @@ fn tam_tru(draft: &str) -> Value {
 /// uploaded rental contract, which is not what these tests are about (see tests/cases.rs and
 /// the blob tests for submissions with files).
 async fn insert_tam_tru(server: &RunningServer, account: &str, draft: &str) -> String {
+    insert_tam_tru_due(server, account, draft, date_plus(3)).await
+}
+
+async fn insert_tam_tru_due(server: &RunningServer, account: &str, draft: &str, due_date: String) -> String {
     let body = tam_tru(draft);
     let id = format!("case-{draft}");
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst) as i64;
@@ -71,7 +75,7 @@ async fn insert_tam_tru(server: &RunningServer, account: &str, draft: &str) -> S
         draft_id: draft.to_string(),
         values_json: body["values"].to_string(),
         received_at_ms: 1_763_859_600_000 + n * 1000,
-        due_date: date_plus(3),
+        due_date,
         anonymous: false,
         key: format!("direct-{draft}"),
         attachments: Default::default(),
@@ -180,6 +184,14 @@ on_both_backends!(an_agency_lists_and_opens_only_its_own_cases, |b: Backend| asy
         let (status, body) = get(&mut staff, &format!("/v1/agency/cases?{bad}")).await;
         assert_eq!(status, 400, "{bad}: {body}");
     }
+
+    // A case past its due date and not finished is overdue; once done it is not.
+    let late = insert_tam_tru_due(&server, &lan_id, "tt-late", date_plus(-2)).await;
+    let (_, page) = get(&mut staff, "/v1/agency/cases?limit=1").await;
+    assert_eq!((page["cases"][0]["case_id"].as_str(), page["cases"][0]["overdue"].as_bool()), (Some(late.as_str()), Some(true)));
+    set_status(&mut staff, &late, json!({"status": "done"}), "late-done").await;
+    let (_, page) = get(&mut staff, "/v1/agency/cases?limit=1").await;
+    assert_eq!(page["cases"][0]["overdue"], false);
 
     // One case in full: values, timeline, the resident's name and masked national ID.
     let (status, case) = get(&mut staff, &format!("/v1/agency/cases/{}", ward[1])).await;
