@@ -64,6 +64,10 @@ impl Core {
         let client = ApiClient::new(&config.server_url, config.client.clone())?;
         let store = Store::open(&config.data_dir.join(Self::DATABASE_FILE))?;
         outbox::recover(&store)?;
+        // Files a crash left unused (a draft deleted for good, a half-copied attachment).
+        if let Err(e) = crate::drafts::attachments::collect_garbage(&store) {
+            tracing::warn!("attachments: cleanup at start failed: {e}");
+        }
         let clock = HlcClock::new(device_node(&store)?)
             .map_err(|e| Error::BadData(format!("device clock: {e}")))?;
         Ok(Core {

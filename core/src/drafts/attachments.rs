@@ -422,6 +422,7 @@ pub fn collect_garbage(store: &Store) -> Result<u32> {
         }
         Ok(unused)
     })?;
+    remove_stale_temp_files(&blob_dir(store));
     // After the rows are gone: a crash here leaves a stray file, never a row without its file.
     for sha in &unused {
         if is_sha256_hex(sha) {
@@ -433,6 +434,20 @@ pub fn collect_garbage(store: &Store) -> Result<u32> {
         }
     }
     Ok(unused.len() as u32)
+}
+
+/// Copies left by an app killed while attaching (`tmp-*`, older than an hour: no attach takes
+/// that long, so none is still being written).
+fn remove_stale_temp_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for entry in entries.flatten() {
+        let is_temp = entry.file_name().to_str().is_some_and(|n| n.starts_with("tmp-"));
+        let stale = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < hour_ago);
+        if is_temp && stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 // ---- the upload, sent by the outbox ----
