@@ -34,12 +34,32 @@ pub enum DraftAction {
     Undelete { id: String },
     /// Check and send: queued at once, delivered now or when the network is back.
     Submit { id: String },
+    /// Attach a file (a photo, a PDF) under one of the procedure's attachment rules:
+    /// `congdan draft attach ID rental_contract hop-dong.jpg`. Checked by its content.
+    Attach { id: String, rule: String, file: std::path::PathBuf },
 }
 
 #[derive(Subcommand)]
 pub enum CaseAction {
     /// Your cases (run `congdan sync` first for the latest status).
     List,
+    /// One case with its timeline, the agency's messages and what it asks for.
+    Show { case_id: String },
+    /// Answer "more information needed": `congdan case answer CASE_ID FIELD VALUE [FIELD VALUE…]`.
+    Answer {
+        case_id: String,
+        /// Pairs of a field id and its new value (typed like `draft set`).
+        #[arg(required = true, num_args = 2.., value_names = ["FIELD", "VALUE"])]
+        pairs: Vec<String>,
+    },
+}
+
+/// A file refused as an attachment: the reason in the resident's language.
+pub(crate) fn print_refusal(en: bool, e: &Error) {
+    if let Error::AttachmentRefused { problem } = e {
+        let text = problem.user_message();
+        println!("{}", pick(en, &text.vi, &text.en));
+    }
 }
 
 fn print_issues(en: bool, issues: &[FieldIssue]) {
@@ -156,6 +176,13 @@ pub async fn run_draft(core: &Core, action: DraftAction, en: bool) -> Result<(),
             println!("{}", pick(en, "Đã xoá (có thể khôi phục).", "Deleted (can be undone)."));
         }
         DraftAction::Undelete { id } => drafts.undelete(&id)?,
+        DraftAction::Attach { id, rule, file } => match drafts.attach_file(&id, &rule, &file) {
+            Ok(a) => println!("{} {} ({} bytes)", pick(en, "Đã đính kèm", "Attached"), a.media_type, a.size),
+            Err(e) => {
+                print_refusal(en, &e);
+                return Err(e);
+            }
+        },
         DraftAction::Submit { id } => {
             match drafts.submit(&id) {
                 Err(Error::DraftInvalid { issues, .. }) => {
@@ -175,8 +202,56 @@ pub async fn run_draft(core: &Core, action: DraftAction, en: bool) -> Result<(),
     Ok(())
 }
 
-pub fn run_case(core: &Core, action: CaseAction, en: bool) -> Result<(), Error> {
+pub async fn run_case(core: &Core, action: CaseAction, en: bool) -> Result<(), Error> {
     match action {
+        CaseAction::Show { case_id } => {
+            let cases = core.drafts().cases()?;
+            let case = cases
+                .iter()
+                .find(|c| c.case_id == case_id || c.case_number == case_id)
+                .ok_or(Error::NotFound { what: "case" })?;
+            println!("{}  {}  [{}]", case.case_number, case.procedure_code, case.status);
+            println!("{}: {}", pick(en, "Hạn giải quyết", "Due"), case.due_date);
+            for step in &case.timeline {
+                let message = step.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+                println!("  {}  {}{message}", crate::agency::time(step.at_ms), step.status);
+            }
+            if !case.requested_fields.is_empty() {
+                println!("{}: {}", pick(en, "Cần bổ sung", "Information needed"), case.requested_fields.join(", "));
+            }
+            if let Some(doc) = &case.result_document {
+                println!("{}: {doc}", pick(en, "Kết quả", "Result"));
+            }
+        }
+        CaseAction::Answer { case_id, pairs } => {
+            if pairs.len() % 2 != 0 {
+                return Err(Error::InvalidConfig("expected FIELD VALUE pairs".into()));
+            }
+            let drafts = core.drafts();
+            let case = drafts
+                .cases()?
+                .into_iter()
+                .find(|c| c.case_id == case_id || c.case_number == case_id)
+                .ok_or(Error::NotFound { what: "case" })?;
+            let procedure = core
+                .catalog()
+                .get(&case.procedure_code)?
+                .ok_or(Error::ProcedureUnavailable { code: case.procedure_code.clone() })?;
+            let mut values = std::collections::BTreeMap::new();
+            for pair in pairs.chunks(2) {
+                let field = procedure.fields.iter().find(|f| f.id == pair[0]).ok_or(Error::NotFound { what: "form field" })?;
+                values.insert(pair[0].clone(), parse_value(field.field_type, &pair[1])?);
+            }
+            match drafts.answer(&case.case_id, values) {
+                Err(Error::DraftInvalid { issues, .. }) => {
+                    println!("{}", pick(en, "Thông tin bổ sung cần sửa:", "Some information needs fixing:"));
+                    print_issues(en, &issues);
+                    return Err(Error::DraftInvalid { count: issues.len(), issues });
+                }
+                other => other?,
+            };
+            println!("{}", pick(en, "Đã đưa câu trả lời vào hàng chờ gửi.", "Answer queued for sending."));
+        }
         CaseAction::List => {
             for case in core.drafts().cases()? {
                 println!(

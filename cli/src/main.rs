@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+mod agency;
 mod drafts;
 mod login;
 
@@ -66,6 +67,11 @@ enum Command {
     },
     /// Send what waits in the outbox now.
     Send,
+    /// Agency staff (a role `agency:<CODE>`): incoming cases and their statuses.
+    Agency {
+        #[command(subcommand)]
+        action: agency::AgencyAction,
+    },
 }
 
 #[derive(Subcommand)]
@@ -210,7 +216,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
         },
         Command::Sync => sync(&core, en).await?,
         Command::Draft { action } => drafts::run_draft(&core, action, en).await?,
-        Command::Case { action } => drafts::run_case(&core, action, en)?,
+        Command::Case { action } => drafts::run_case(&core, action, en).await?,
+        Command::Agency { action } => agency::run(&core, action, en).await?,
         Command::Send => drafts::send(&core, en).await?,
         Command::Login { demo_user, timeout } => {
             let account = login::run(&core, demo_user.as_deref(), std::time::Duration::from_secs(timeout), en).await?;

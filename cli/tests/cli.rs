@@ -124,3 +124,112 @@ async fn a_report_drafted_offline_is_sent_when_the_server_is_back() {
     assert!(ok && out.starts_with("HCM-") && out.contains("received"), "{out}");
     server.shutdown().await;
 }
+
+/// Issue 4's "Done when", from a terminal: a temporary-residence registration drafted offline
+/// with a photo, submitted while the server is down, sent when it is back; the demo agency (a
+/// second "phone" logged in as `staff`) asks for more information, the resident answers, the
+/// agency marks it done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporary_residence_offline_to_done_with_the_demo_agency() {
+    use congdan_core::drafts::validation::CalendarDate;
+    let (tmp, server) = embedded_server().await;
+    let url = server.url();
+    let addr = server.addr;
+    let lan = tmp.path().join("lan");
+    let staff = tmp.path().join("staff");
+    for (dir, user) in [(&lan, "lan"), (&staff, "staff")] {
+        let (ok, out, err) = congdan(dir, &url, &["login", "--demo-user", user]);
+        assert!(ok, "{out}{err}");
+        assert!(congdan(dir, &url, &["sync"]).0);
+    }
+    // A resident is not an agency.
+    let (ok, _, err) = congdan(&lan, &url, &["--english", "agency", "cases"]);
+    assert!(!ok && err.contains("not allowed"), "{err}");
+    server.shutdown().await;
+
+    // Offline: the draft, its values and its photo.
+    let (ok, out, err) = congdan(&lan, &url, &["draft", "new", "CT-TAM-TRU"]);
+    assert!(ok, "{err}");
+    let id = out.trim().to_string();
+    let today = CalendarDate::today_utc_plus_7();
+    let (from, until) = (today.to_string(), today.add_days(365).to_string());
+    for (field, value) in [
+        ("tenant_national_id", "079165012345"),
+        ("tenant_full_name", "Nguyễn Thị Lan"),
+        ("tenant_date_of_birth", "1990-05-12"),
+        ("tenant_phone", "0901234567"),
+        ("temporary_address", "12 Lê Lợi, phường Bến Nghé, Quận 1"),
+        ("stay_from", from.as_str()),
+        ("stay_until", until.as_str()),
+        ("relationship_to_owner", "tenant"),
+        ("owner_national_id", "079088004321"),
+        ("owner_full_name", "Trần Văn Chủ"),
+        ("host_consent", "agree"),
+    ] {
+        let (ok, out, err) = congdan(&lan, &url, &["draft", "set", &id, field, value]);
+        assert!(ok && !out.contains("!"), "{field}: {out}{err}");
+    }
+    let (ok, out, _) = congdan(&lan, &url, &["draft", "submit", &id]);
+    assert!(!ok && out.contains("cần sửa"), "the contract is required: {out}");
+    let disguised = tmp.path().join("hop-dong.jpg");
+    std::fs::write(&disguised, b"MZ\x90\x00 this is a program").unwrap();
+    let (ok, out, _) = congdan(&lan, &url, &["--english", "draft", "attach", &id, "rental_contract", disguised.to_str().unwrap()]);
+    assert!(!ok && out.contains("not recognised"), "{out}");
+    let photo = tmp.path().join("hop-dong-thue-nha.jpg");
+    let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0x00, 0x01, 0x01, 0x00, 0x00, 0x01];
+    jpeg.extend((0..4000u32).map(|i| (i % 251) as u8));
+    jpeg.extend([0xFF, 0xD9]);
+    std::fs::write(&photo, &jpeg).unwrap();
+    let (ok, out, err) = congdan(&lan, &url, &["draft", "attach", &id, "rental_contract", photo.to_str().unwrap()]);
+    assert!(ok && out.contains("image/jpeg") && out.contains(&format!("{} bytes", jpeg.len())), "{out}{err}");
+    let (ok, out, err) = congdan(&lan, &url, &["draft", "submit", &id]);
+    assert!(ok && out.contains("Chưa có kết nối"), "{out}{err}");
+
+    // The server is back on the same address: `send` delivers the photo and the case, once.
+    let mut config = congdan_server::ServerConfig::embedded(&tmp.path().join("server"));
+    config.listen = addr;
+    let server = congdan_server::start(config).await.unwrap();
+    let (ok, out, err) = congdan(&lan, &url, &["send"]);
+    assert!(ok && out.contains("Đã gửi"), "{out}{err}");
+    let (ok, out, _) = congdan(&lan, &url, &["draft", "show", &id]);
+    let number = out.lines().find_map(|l| l.strip_prefix("Mã hồ sơ: ")).unwrap_or_else(|| panic!("{out}")).to_string();
+    assert!(ok && number.starts_with("HCM-"), "{out}");
+
+    // The agency sees it, and asks for more information on the phone number.
+    let (ok, out, err) = congdan(&staff, &url, &["agency", "cases", "--status", "received"]);
+    assert!(ok && out.contains(&number) && out.contains("CT-TAM-TRU"), "{out}{err}");
+    let (ok, out, err) = congdan(&staff, &url, &["agency", "show", &number]);
+    assert!(ok && out.contains("Nguyễn Thị Lan") && out.contains("tenant_phone = 0901234567"), "{out}{err}");
+    let (ok, out, err) = congdan(&staff, &url, &[
+        "agency", "status", &number, "needs_information",
+        "--message", "Số điện thoại không liên lạc được, vui lòng kiểm tra lại.",
+        "--field", "tenant_phone",
+    ]);
+    assert!(ok && out.contains("needs_information"), "{out}{err}");
+    let (ok, _, err) = congdan(&staff, &url, &["--english", "agency", "status", &number, "done"]);
+    assert!(!ok && err.contains("refused"), "waits for the resident: {err}");
+
+    // The resident sees the request, answers it, sends.
+    assert!(congdan(&lan, &url, &["sync"]).0);
+    let (ok, out, _) = congdan(&lan, &url, &["case", "show", &number]);
+    assert!(ok && out.contains("needs_information") && out.contains("không liên lạc được"), "{out}");
+    assert!(out.contains("Cần bổ sung: tenant_phone"), "{out}");
+    let (ok, out, _) = congdan(&lan, &url, &["case", "answer", &number, "tenant_phone", "12345"]);
+    assert!(!ok && out.contains("!"), "checked before queueing: {out}");
+    let (ok, out, err) = congdan(&lan, &url, &["case", "answer", &number, "tenant_phone", "0912345678"]);
+    assert!(ok && out.contains("hàng chờ"), "{out}{err}");
+    let (ok, out, err) = congdan(&lan, &url, &["send"]);
+    assert!(ok && out.contains("Đã gửi 1"), "{out}{err}");
+
+    // The agency finishes it; the resident sees it done.
+    let (ok, out, err) = congdan(&staff, &url, &["agency", "show", &number]);
+    assert!(ok && out.contains("information_provided") && out.contains("tenant_phone = 0912345678"), "{out}{err}");
+    let (ok, out, err) = congdan(&staff, &url, &["agency", "status", &number, "done", "--result", "Giấy xác nhận tạm trú số 123/2026"]);
+    assert!(ok && out.contains("[done]"), "{out}{err}");
+    assert!(congdan(&lan, &url, &["sync"]).0);
+    let (ok, out, _) = congdan(&lan, &url, &["--english", "case", "show", &number]);
+    assert!(ok && out.contains("[done]") && out.contains("Result: Giấy xác nhận tạm trú số 123/2026"), "{out}");
+    let (ok, out, _) = congdan(&lan, &url, &["case", "list"]);
+    assert!(ok && out.starts_with(&number) && out.contains("done"), "{out}");
+    server.shutdown().await;
+}

@@ -110,6 +110,11 @@ impl Core {
         DraftsService { core: self.clone() }
     }
 
+    /// The agency side of cases, for staff with a role `agency:<CODE>`.
+    pub fn agency(&self) -> crate::drafts::agency::AgencyService {
+        crate::drafts::agency::AgencyService { core: self.clone() }
+    }
+
     /// Sends every due command in the outbox now (one wake-up, back to back).
     pub async fn send_outbox(&self) -> Result<DrainReport> {
         let _one_at_a_time = self.inner.outbox_lock.lock().await;

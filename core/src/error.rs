@@ -63,6 +63,9 @@ pub enum Error {
     /// An answer to a case whose agency is not (or no longer) asking for information.
     #[error("the case is {status}: no information is asked for")]
     NoInformationRequested { status: String },
+    /// The server says this account may not do that (403: no agency role, for instance).
+    #[error("not allowed by the server ({code})")]
+    Forbidden { code: String },
 }
 
 /// Why the resident must log in (again). Local data is kept in every case.
@@ -162,6 +165,10 @@ impl Error {
             Error::NoInformationRequested { .. } => (
                 "Cơ quan không yêu cầu bổ sung thông tin cho hồ sơ này.",
                 "The agency is not asking for more information on this case.",
+            ),
+            Error::Forbidden { .. } => (
+                "Tài khoản này không có quyền thực hiện việc này.",
+                "This account is not allowed to do this.",
             ),
             Error::AttachmentRefused { .. } => (
                 "Tệp này không đính kèm được. Vui lòng chọn ảnh chụp (JPG, PNG, HEIC) hoặc tệp PDF nhỏ hơn.",

@@ -16,4 +16,5 @@ pub mod sync;
 pub mod text;
 
 pub use crate::core::{CatalogService, Core, CoreConfig, DraftsService, IdentityService};
+pub use crate::drafts::agency::AgencyService;
 pub use crate::error::{Error, LoginError, LoginRequiredReason, Result};

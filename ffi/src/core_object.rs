@@ -6,6 +6,7 @@ use congdan_core::platform::Platform;
 use congdan_core::sync::{SyncReport, SyncState};
 use congdan_core::{Core, CoreConfig};
 
+use crate::agency::AgencyApi;
 use crate::catalog::CatalogApi;
 use crate::drafts::DraftsApi;
 use congdan_core::outbox::DrainReport;
@@ -80,6 +81,11 @@ impl CongdanCore {
 
     pub fn drafts(&self) -> Arc<DraftsApi> {
         Arc::new(DraftsApi { inner: self.inner.drafts() })
+    }
+
+    /// The agency side of cases, for staff with a role `agency:<CODE>`.
+    pub fn agency(&self) -> Arc<AgencyApi> {
+        Arc::new(AgencyApi { inner: self.inner.agency() })
     }
 
     /// Sends every due command in the outbox now. Offline is reported, not thrown.

@@ -44,6 +44,9 @@ pub enum CongdanError {
     NotFound { message_vi: String, message_en: String, detail: String },
     #[error("{message_en}")]
     Cancelled { message_vi: String, message_en: String, detail: String },
+    /// The server says this account may not do that (an agency action without an agency role).
+    #[error("{message_en}")]
+    Forbidden { code: String, message_vi: String, message_en: String, detail: String },
 }
 
 impl From<Error> for CongdanError {
@@ -90,6 +93,7 @@ impl From<Error> for CongdanError {
             }
             Error::DraftInvalid { issues, .. } => CongdanError::InvalidDraft { issues, message_vi, message_en, detail },
             Error::Cancelled => CongdanError::Cancelled { message_vi, message_en, detail },
+            Error::Forbidden { code } => CongdanError::Forbidden { code, message_vi, message_en, detail },
         }
     }
 }

@@ -7,6 +7,7 @@
 
 uniffi::setup_scaffolding!();
 
+mod agency;
 mod attachments;
 mod catalog;
 mod core_object;
@@ -15,6 +16,7 @@ mod error;
 mod identity;
 mod platform;
 
+pub use agency::AgencyApi;
 pub use catalog::CatalogApi;
 pub use core_object::{CongdanCore, CoreSettings};
 pub use drafts::DraftsApi;

@@ -14,6 +14,7 @@ pub(crate) fn route(kind: &str) -> Option<Route> {
     match kind {
         SUBMIT_KIND => Some(Route { path: |_| SUBMIT_PATH.to_string(), on_sent: submitted, on_rejected: refused }),
         ANSWER_KIND => Some(Route { path: answer_path, on_sent: answered, on_rejected: answer_refused }),
+        super::wire::STATUS_CHANGE_KIND => Some(super::agency::route()),
         _ => None,
     }
 }

@@ -1,5 +1,6 @@
 //! Case drafts: forms filled in offline, checked with the same rules on the phone and the server.
 
+pub mod agency;
 pub mod attachments;
 pub mod content_type;
 pub mod hlc;

@@ -61,3 +61,93 @@ pub struct CaseReceipt {
 /// The error code of a submission whose values do not pass the server's validation; the body's
 /// `details` holds the field issues.
 pub const VALIDATION_FAILED: &str = "validation_failed";
+
+// ---- The agency side (`/v1/agency/cases…`, see server/src/cases/agency.rs) ----
+
+/// The outbox kind of an agency's status command (subject: the case id).
+pub const STATUS_CHANGE_KIND: &str = "case.status_change";
+/// An agency's list of incoming cases.
+pub const AGENCY_CASES_PATH: &str = "v1/agency/cases";
+
+/// One case as an agency sees it: `v1/agency/cases/{case_id}`.
+pub fn agency_case_path(case_id: &str) -> String {
+    format!("{AGENCY_CASES_PATH}/{case_id}")
+}
+
+/// Where an agency's status command goes: `v1/agency/cases/{case_id}/status`.
+pub fn status_change_path(case_id: &str) -> String {
+    format!("{AGENCY_CASES_PATH}/{case_id}/status")
+}
+
+/// One row of `GET /v1/agency/cases`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgencyCaseSummary {
+    pub case_id: String,
+    pub case_number: String,
+    pub procedure_code: String,
+    pub status: String,
+    pub received_at_ms: i64,
+    /// The legal due date, `YYYY-MM-DD`.
+    pub due_date: String,
+    /// Past its due date and not finished.
+    #[serde(default)]
+    pub overdue: bool,
+}
+
+/// A page of `GET /v1/agency/cases`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgencyCaseList {
+    pub cases: Vec<AgencyCaseSummary>,
+    /// Pass back as `cursor` for the next page; `None` on the last one.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+}
+
+/// Who sent a case, as its agency sees them (never for an anonymous report).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgencyResident {
+    pub display_name: String,
+    pub national_id_masked: String,
+}
+
+/// `GET /v1/agency/cases/{id}`: the resident's view of the case (without the phone's draft id)
+/// plus what the agency works with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgencyCaseView {
+    pub case_id: String,
+    pub case_number: String,
+    pub procedure_code: String,
+    pub status: String,
+    pub received_at_ms: i64,
+    pub due_date: String,
+    #[serde(default)]
+    pub timeline: Vec<super::changes::TimelineEntry>,
+    #[serde(default)]
+    pub requested_fields: Vec<String>,
+    #[serde(default)]
+    pub result_document: Option<String>,
+    pub agency_code: String,
+    #[serde(default)]
+    pub overdue: bool,
+    #[serde(default)]
+    pub anonymous: bool,
+    #[serde(default)]
+    pub values: BTreeMap<String, FieldValue>,
+    /// `None` for an anonymous report.
+    #[serde(default)]
+    pub resident: Option<AgencyResident>,
+}
+
+/// `POST /v1/agency/cases/{id}/status` (with an `Idempotency-Key`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusChange {
+    /// `processing`, `needs_information`, `done` or `rejected`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requested_fields: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_document: Option<String>,
+}

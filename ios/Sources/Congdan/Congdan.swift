@@ -624,6 +624,192 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
 
 
 /**
+ * Agency staff's cases. Throws `Forbidden` without an agency role and `NotFound` for a case of
+ * another agency (exactly like one that does not exist).
+ */
+public protocol AgencyApiProtocol: AnyObject, Sendable {
+    
+    func getCase(caseId: String) async throws  -> AgencyCaseView
+    
+    /**
+     * The agency's cases, newest first, optionally of one status; `limit` 1 to 100.
+     */
+    func listCases(status: String?, limit: UInt32) async throws  -> [AgencyCaseSummary]
+    
+    /**
+     * Moves a case to `status` (`processing`, `needs_information` with a message and the
+     * fields to fix, `done` with an optional result, `rejected` with a reason); queued in the
+     * outbox and sent at once, exactly once. Returns the case as it is now; throws `Offline`
+     * when it stays queued, `Rejected` (`invalid_transition`, `unknown_field`, …) when refused.
+     */
+    func setStatus(caseId: String, status: String, message: String?, requestedFields: [String], resultDocument: String?) async throws  -> AgencyCaseView
+    
+}
+/**
+ * Agency staff's cases. Throws `Forbidden` without an agency role and `NotFound` for a case of
+ * another agency (exactly like one that does not exist).
+ */
+open class AgencyApi: AgencyApiProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_congdan_ffi_fn_clone_agencyapi(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_congdan_ffi_fn_free_agencyapi(handle, $0) }
+    }
+
+    
+
+    
+open func getCase(caseId: String)async throws  -> AgencyCaseView  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_congdan_ffi_fn_method_agencyapi_get_case(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(caseId)
+                )
+            },
+            pollFunc: ffi_congdan_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_congdan_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_congdan_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeAgencyCaseView_lift,
+            errorHandler: FfiConverterTypeCongdanError_lift
+        )
+}
+    
+    /**
+     * The agency's cases, newest first, optionally of one status; `limit` 1 to 100.
+     */
+open func listCases(status: String?, limit: UInt32)async throws  -> [AgencyCaseSummary]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_congdan_ffi_fn_method_agencyapi_list_cases(
+                        self.uniffiCloneHandle(),FfiConverterOptionString.lower(status),FfiConverterUInt32.lower(limit)
+                )
+            },
+            pollFunc: ffi_congdan_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_congdan_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_congdan_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeAgencyCaseSummary.lift,
+            errorHandler: FfiConverterTypeCongdanError_lift
+        )
+}
+    
+    /**
+     * Moves a case to `status` (`processing`, `needs_information` with a message and the
+     * fields to fix, `done` with an optional result, `rejected` with a reason); queued in the
+     * outbox and sent at once, exactly once. Returns the case as it is now; throws `Offline`
+     * when it stays queued, `Rejected` (`invalid_transition`, `unknown_field`, …) when refused.
+     */
+open func setStatus(caseId: String, status: String, message: String?, requestedFields: [String], resultDocument: String?)async throws  -> AgencyCaseView  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_congdan_ffi_fn_method_agencyapi_set_status(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(caseId),FfiConverterString.lower(status),FfiConverterOptionString.lower(message),FfiConverterSequenceString.lower(requestedFields),FfiConverterOptionString.lower(resultDocument)
+                )
+            },
+            pollFunc: ffi_congdan_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_congdan_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_congdan_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeAgencyCaseView_lift,
+            errorHandler: FfiConverterTypeCongdanError_lift
+        )
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAgencyApi: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = AgencyApi
+
+    public static func lift(_ handle: UInt64) throws -> AgencyApi {
+        return AgencyApi(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: AgencyApi) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AgencyApi {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: AgencyApi, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAgencyApi_lift(_ handle: UInt64) throws -> AgencyApi {
+    return try FfiConverterTypeAgencyApi.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAgencyApi_lower(_ value: AgencyApi) -> UInt64 {
+    return FfiConverterTypeAgencyApi.lower(value)
+}
+
+
+
+
+
+
+/**
  * Offline reads of the cached catalog. Cheap, synchronous calls: safe on the UI thread of a
  * low-end phone for a catalog of this size, but shells may move them off it.
  */
@@ -808,6 +994,11 @@ public func FfiConverterTypeCatalogApi_lower(_ value: CatalogApi) -> UInt64 {
  */
 public protocol CongdanCoreProtocol: AnyObject, Sendable {
     
+    /**
+     * The agency side of cases, for staff with a role `agency:<CODE>`.
+     */
+    func agency()  -> AgencyApi
+    
     func catalog()  -> CatalogApi
     
     func drafts()  -> DraftsApi
@@ -909,6 +1100,18 @@ public static func `open`(settings: CoreSettings, network: NetworkMonitor, keyst
 }
     
 
+    
+    /**
+     * The agency side of cases, for staff with a role `agency:<CODE>`.
+     */
+open func agency() -> AgencyApi  {
+    return try!  FfiConverterTypeAgencyApi_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_congdancore_agency(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
     
 open func catalog() -> CatalogApi  {
     return try!  FfiConverterTypeCatalogApi_lift(try! rustCall() {
@@ -2528,6 +2731,239 @@ public func FfiConverterTypeAgency_lower(_ value: Agency) -> RustBuffer {
 }
 
 
+public struct AgencyCaseSummary: Equatable, Hashable {
+    public var caseId: String
+    public var caseNumber: String
+    public var procedureCode: String
+    public var status: String
+    public var receivedAtMs: Int64
+    public var dueDate: String
+    public var overdue: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(caseId: String, caseNumber: String, procedureCode: String, status: String, receivedAtMs: Int64, dueDate: String, overdue: Bool) {
+        self.caseId = caseId
+        self.caseNumber = caseNumber
+        self.procedureCode = procedureCode
+        self.status = status
+        self.receivedAtMs = receivedAtMs
+        self.dueDate = dueDate
+        self.overdue = overdue
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension AgencyCaseSummary: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAgencyCaseSummary: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AgencyCaseSummary {
+        return
+            try AgencyCaseSummary(
+                caseId: FfiConverterString.read(from: &buf), 
+                caseNumber: FfiConverterString.read(from: &buf), 
+                procedureCode: FfiConverterString.read(from: &buf), 
+                status: FfiConverterString.read(from: &buf), 
+                receivedAtMs: FfiConverterInt64.read(from: &buf), 
+                dueDate: FfiConverterString.read(from: &buf), 
+                overdue: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: AgencyCaseSummary, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.caseId, into: &buf)
+        FfiConverterString.write(value.caseNumber, into: &buf)
+        FfiConverterString.write(value.procedureCode, into: &buf)
+        FfiConverterString.write(value.status, into: &buf)
+        FfiConverterInt64.write(value.receivedAtMs, into: &buf)
+        FfiConverterString.write(value.dueDate, into: &buf)
+        FfiConverterBool.write(value.overdue, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAgencyCaseSummary_lift(_ buf: RustBuffer) throws -> AgencyCaseSummary {
+    return try FfiConverterTypeAgencyCaseSummary.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAgencyCaseSummary_lower(_ value: AgencyCaseSummary) -> RustBuffer {
+    return FfiConverterTypeAgencyCaseSummary.lower(value)
+}
+
+
+/**
+ * A case as its agency sees it: values, timeline, and who sent it (`null` when anonymous).
+ */
+public struct AgencyCaseView: Equatable, Hashable {
+    public var caseId: String
+    public var caseNumber: String
+    public var procedureCode: String
+    public var status: String
+    public var receivedAtMs: Int64
+    public var dueDate: String
+    public var timeline: [TimelineEntry]
+    public var requestedFields: [String]
+    public var resultDocument: String?
+    public var agencyCode: String
+    public var overdue: Bool
+    public var anonymous: Bool
+    public var fields: [DraftField]
+    public var resident: AgencyResident?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(caseId: String, caseNumber: String, procedureCode: String, status: String, receivedAtMs: Int64, dueDate: String, timeline: [TimelineEntry], requestedFields: [String], resultDocument: String?, agencyCode: String, overdue: Bool, anonymous: Bool, fields: [DraftField], resident: AgencyResident?) {
+        self.caseId = caseId
+        self.caseNumber = caseNumber
+        self.procedureCode = procedureCode
+        self.status = status
+        self.receivedAtMs = receivedAtMs
+        self.dueDate = dueDate
+        self.timeline = timeline
+        self.requestedFields = requestedFields
+        self.resultDocument = resultDocument
+        self.agencyCode = agencyCode
+        self.overdue = overdue
+        self.anonymous = anonymous
+        self.fields = fields
+        self.resident = resident
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension AgencyCaseView: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAgencyCaseView: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AgencyCaseView {
+        return
+            try AgencyCaseView(
+                caseId: FfiConverterString.read(from: &buf), 
+                caseNumber: FfiConverterString.read(from: &buf), 
+                procedureCode: FfiConverterString.read(from: &buf), 
+                status: FfiConverterString.read(from: &buf), 
+                receivedAtMs: FfiConverterInt64.read(from: &buf), 
+                dueDate: FfiConverterString.read(from: &buf), 
+                timeline: FfiConverterSequenceTypeTimelineEntry.read(from: &buf), 
+                requestedFields: FfiConverterSequenceString.read(from: &buf), 
+                resultDocument: FfiConverterOptionString.read(from: &buf), 
+                agencyCode: FfiConverterString.read(from: &buf), 
+                overdue: FfiConverterBool.read(from: &buf), 
+                anonymous: FfiConverterBool.read(from: &buf), 
+                fields: FfiConverterSequenceTypeDraftField.read(from: &buf), 
+                resident: FfiConverterOptionTypeAgencyResident.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: AgencyCaseView, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.caseId, into: &buf)
+        FfiConverterString.write(value.caseNumber, into: &buf)
+        FfiConverterString.write(value.procedureCode, into: &buf)
+        FfiConverterString.write(value.status, into: &buf)
+        FfiConverterInt64.write(value.receivedAtMs, into: &buf)
+        FfiConverterString.write(value.dueDate, into: &buf)
+        FfiConverterSequenceTypeTimelineEntry.write(value.timeline, into: &buf)
+        FfiConverterSequenceString.write(value.requestedFields, into: &buf)
+        FfiConverterOptionString.write(value.resultDocument, into: &buf)
+        FfiConverterString.write(value.agencyCode, into: &buf)
+        FfiConverterBool.write(value.overdue, into: &buf)
+        FfiConverterBool.write(value.anonymous, into: &buf)
+        FfiConverterSequenceTypeDraftField.write(value.fields, into: &buf)
+        FfiConverterOptionTypeAgencyResident.write(value.resident, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAgencyCaseView_lift(_ buf: RustBuffer) throws -> AgencyCaseView {
+    return try FfiConverterTypeAgencyCaseView.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAgencyCaseView_lower(_ value: AgencyCaseView) -> RustBuffer {
+    return FfiConverterTypeAgencyCaseView.lower(value)
+}
+
+
+public struct AgencyResident: Equatable, Hashable {
+    public var displayName: String
+    public var nationalIdMasked: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(displayName: String, nationalIdMasked: String) {
+        self.displayName = displayName
+        self.nationalIdMasked = nationalIdMasked
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension AgencyResident: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAgencyResident: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AgencyResident {
+        return
+            try AgencyResident(
+                displayName: FfiConverterString.read(from: &buf), 
+                nationalIdMasked: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: AgencyResident, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.displayName, into: &buf)
+        FfiConverterString.write(value.nationalIdMasked, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAgencyResident_lift(_ buf: RustBuffer) throws -> AgencyResident {
+    return try FfiConverterTypeAgencyResident.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAgencyResident_lower(_ value: AgencyResident) -> RustBuffer {
+    return FfiConverterTypeAgencyResident.lower(value)
+}
+
+
 public struct Attachment: Equatable, Hashable {
     public var ruleId: String
     public var sha256: String
@@ -3985,6 +4421,11 @@ enum CongdanError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     )
     case Cancelled(messageVi: String, messageEn: String, detail: String
     )
+    /**
+     * The server says this account may not do that (an agency action without an agency role).
+     */
+    case Forbidden(code: String, messageVi: String, messageEn: String, detail: String
+    )
 
     
 
@@ -4073,6 +4514,12 @@ public struct FfiConverterTypeCongdanError: FfiConverterRustBuffer {
             detail: try FfiConverterString.read(from: &buf)
             )
         case 12: return .Cancelled(
+            messageVi: try FfiConverterString.read(from: &buf), 
+            messageEn: try FfiConverterString.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 13: return .Forbidden(
+            code: try FfiConverterString.read(from: &buf), 
             messageVi: try FfiConverterString.read(from: &buf), 
             messageEn: try FfiConverterString.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
@@ -4171,6 +4618,14 @@ public struct FfiConverterTypeCongdanError: FfiConverterRustBuffer {
         
         case let .Cancelled(messageVi,messageEn,detail):
             writeInt(&buf, Int32(12))
+            FfiConverterString.write(messageVi, into: &buf)
+            FfiConverterString.write(messageEn, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .Forbidden(code,messageVi,messageEn,detail):
+            writeInt(&buf, Int32(13))
+            FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(messageVi, into: &buf)
             FfiConverterString.write(messageEn, into: &buf)
             FfiConverterString.write(detail, into: &buf)
@@ -5331,6 +5786,30 @@ fileprivate struct FfiConverterOptionTypeSyncProgressListener: FfiConverterRustB
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeAgencyResident: FfiConverterRustBuffer {
+    typealias SwiftType = AgencyResident?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeAgencyResident.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeAgencyResident.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeDraftDetail: FfiConverterRustBuffer {
     typealias SwiftType = DraftDetail?
 
@@ -5444,6 +5923,31 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeAgencyCaseSummary: FfiConverterRustBuffer {
+    typealias SwiftType = [AgencyCaseSummary]
+
+    public static func write(_ value: [AgencyCaseSummary], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeAgencyCaseSummary.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [AgencyCaseSummary] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [AgencyCaseSummary]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeAgencyCaseSummary.read(from: &buf))
         }
         return seq
     }

@@ -315,6 +315,31 @@ typedef struct UniffiVTableCallbackInterfaceSyncProgressListener {
 } UniffiVTableCallbackInterfaceSyncProgressListener;
 
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_AGENCYAPI
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_AGENCYAPI
+uint64_t uniffi_congdan_ffi_fn_clone_agencyapi(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_FREE_AGENCYAPI
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_FREE_AGENCYAPI
+void uniffi_congdan_ffi_fn_free_agencyapi(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYAPI_GET_CASE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYAPI_GET_CASE
+uint64_t uniffi_congdan_ffi_fn_method_agencyapi_get_case(uint64_t ptr, RustBuffer case_id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYAPI_LIST_CASES
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYAPI_LIST_CASES
+uint64_t uniffi_congdan_ffi_fn_method_agencyapi_list_cases(uint64_t ptr, RustBuffer status, uint32_t limit
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYAPI_SET_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYAPI_SET_STATUS
+uint64_t uniffi_congdan_ffi_fn_method_agencyapi_set_status(uint64_t ptr, RustBuffer case_id, RustBuffer status, RustBuffer message, RustBuffer requested_fields, RustBuffer result_document
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_CATALOGAPI
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_CATALOGAPI
 uint64_t uniffi_congdan_ffi_fn_clone_catalogapi(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -358,6 +383,11 @@ void uniffi_congdan_ffi_fn_free_congdancore(uint64_t handle, RustCallStatus *_No
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CONSTRUCTOR_CONGDANCORE_OPEN
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CONSTRUCTOR_CONGDANCORE_OPEN
 uint64_t uniffi_congdan_ffi_fn_constructor_congdancore_open(RustBuffer settings, uint64_t network, uint64_t keystore, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_AGENCY
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_AGENCY
+uint64_t uniffi_congdan_ffi_fn_method_congdancore_agency(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_CATALOG
@@ -865,6 +895,24 @@ void ffi_congdan_ffi_rust_future_free_void(uint64_t handle
 void ffi_congdan_ffi_rust_future_complete_void(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYAPI_GET_CASE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYAPI_GET_CASE
+uint16_t uniffi_congdan_ffi_checksum_method_agencyapi_get_case(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYAPI_LIST_CASES
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYAPI_LIST_CASES
+uint16_t uniffi_congdan_ffi_checksum_method_agencyapi_list_cases(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYAPI_SET_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYAPI_SET_STATUS
+uint16_t uniffi_congdan_ffi_checksum_method_agencyapi_set_status(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CATALOGAPI_GET
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CATALOGAPI_GET
 uint16_t uniffi_congdan_ffi_checksum_method_catalogapi_get(void
@@ -886,6 +934,12 @@ uint16_t uniffi_congdan_ffi_checksum_method_catalogapi_search(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CATALOGAPI_STATUS
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CATALOGAPI_STATUS
 uint16_t uniffi_congdan_ffi_checksum_method_catalogapi_status(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_AGENCY
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_AGENCY
+uint16_t uniffi_congdan_ffi_checksum_method_congdancore_agency(void
     
 );
 #endif

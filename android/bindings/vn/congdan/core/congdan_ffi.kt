@@ -765,6 +765,12 @@ internal object IntegrityCheckingUniffiLib {
     }
 
     internal fun ensureInitialized() = Unit
+    external fun uniffi_congdan_ffi_checksum_method_agencyapi_get_case(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_agencyapi_list_cases(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_agencyapi_set_status(
+    ): Int
     external fun uniffi_congdan_ffi_checksum_method_catalogapi_get(
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_catalogapi_list(
@@ -772,6 +778,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_congdan_ffi_checksum_method_catalogapi_search(
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_catalogapi_status(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_congdancore_agency(
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_congdancore_catalog(
     ): Int
@@ -870,6 +878,16 @@ internal object UniffiLib {
     }
 
     internal fun ensureInitialized() = Unit
+    external fun uniffi_congdan_ffi_fn_clone_agencyapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_congdan_ffi_fn_free_agencyapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_congdan_ffi_fn_method_agencyapi_get_case(`ptr`: Long,`caseId`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_congdan_ffi_fn_method_agencyapi_list_cases(`ptr`: Long,`status`: RustBuffer.ByValue,`limit`: Int,
+    ): Long
+    external fun uniffi_congdan_ffi_fn_method_agencyapi_set_status(`ptr`: Long,`caseId`: RustBuffer.ByValue,`status`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,`requestedFields`: RustBuffer.ByValue,`resultDocument`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_congdan_ffi_fn_clone_catalogapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_congdan_ffi_fn_free_catalogapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -887,6 +905,8 @@ internal object UniffiLib {
     external fun uniffi_congdan_ffi_fn_free_congdancore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_congdan_ffi_fn_constructor_congdancore_open(`settings`: RustBuffer.ByValue,`network`: Long,`keystore`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_congdan_ffi_fn_method_congdancore_agency(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_congdan_ffi_fn_method_congdancore_catalog(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1618,6 +1638,349 @@ public object FfiConverterByteArray: FfiConverterRustBuffer<ByteArray> {
 
 
 /**
+ * Agency staff's cases. Throws `Forbidden` without an agency role and `NotFound` for a case of
+ * another agency (exactly like one that does not exist).
+ */
+public interface AgencyApiInterface {
+    
+    suspend fun `getCase`(`caseId`: kotlin.String): AgencyCaseView
+    
+    /**
+     * The agency's cases, newest first, optionally of one status; `limit` 1 to 100.
+     */
+    suspend fun `listCases`(`status`: kotlin.String?, `limit`: kotlin.UInt): List<AgencyCaseSummary>
+    
+    /**
+     * Moves a case to `status` (`processing`, `needs_information` with a message and the
+     * fields to fix, `done` with an optional result, `rejected` with a reason); queued in the
+     * outbox and sent at once, exactly once. Returns the case as it is now; throws `Offline`
+     * when it stays queued, `Rejected` (`invalid_transition`, `unknown_field`, …) when refused.
+     */
+    suspend fun `setStatus`(`caseId`: kotlin.String, `status`: kotlin.String, `message`: kotlin.String?, `requestedFields`: List<kotlin.String>, `resultDocument`: kotlin.String?): AgencyCaseView
+    
+    companion object
+}
+
+/**
+ * Agency staff's cases. Throws `Forbidden` without an agency role and `NotFound` for a case of
+ * another agency (exactly like one that does not exist).
+ */
+open class AgencyApi: Disposable, AutoCloseable, AgencyApiInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_congdan_ffi_fn_free_agencyapi(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_congdan_ffi_fn_clone_agencyapi(handle, status)
+        }
+    }
+
+    
+    @Throws(CongdanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `getCase`(`caseId`: kotlin.String) : AgencyCaseView {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_congdan_ffi_fn_method_agencyapi_get_case(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`caseId`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_congdan_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeAgencyCaseView.lift(it) },
+        // Error FFI converter
+        CongdanException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The agency's cases, newest first, optionally of one status; `limit` 1 to 100.
+     */
+    @Throws(CongdanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `listCases`(`status`: kotlin.String?, `limit`: kotlin.UInt) : List<AgencyCaseSummary> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_congdan_ffi_fn_method_agencyapi_list_cases(
+                uniffiHandle,
+                
+        FfiConverterOptionalString.lower(`status`),
+        FfiConverterUInt.lower(`limit`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_congdan_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeAgencyCaseSummary.lift(it) },
+        // Error FFI converter
+        CongdanException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Moves a case to `status` (`processing`, `needs_information` with a message and the
+     * fields to fix, `done` with an optional result, `rejected` with a reason); queued in the
+     * outbox and sent at once, exactly once. Returns the case as it is now; throws `Offline`
+     * when it stays queued, `Rejected` (`invalid_transition`, `unknown_field`, …) when refused.
+     */
+    @Throws(CongdanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `setStatus`(`caseId`: kotlin.String, `status`: kotlin.String, `message`: kotlin.String?, `requestedFields`: List<kotlin.String>, `resultDocument`: kotlin.String?) : AgencyCaseView {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_congdan_ffi_fn_method_agencyapi_set_status(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`caseId`),
+        FfiConverterString.lower(`status`),
+        FfiConverterOptionalString.lower(`message`),
+        FfiConverterSequenceString.lower(`requestedFields`),
+        FfiConverterOptionalString.lower(`resultDocument`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_congdan_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeAgencyCaseView.lift(it) },
+        // Error FFI converter
+        CongdanException.ErrorHandler,
+    )
+    }
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAgencyApi: FfiConverter<AgencyApi, Long> {
+    override fun lower(value: AgencyApi): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): AgencyApi {
+        return AgencyApi(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): AgencyApi {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: AgencyApi) = 8UL
+
+    override fun write(value: AgencyApi, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * Offline reads of the cached catalog. Cheap, synchronous calls: safe on the UI thread of a
  * low-end phone for a catalog of this size, but shells may move them off it.
  */
@@ -1956,6 +2319,11 @@ public object FfiConverterTypeCatalogApi: FfiConverter<CatalogApi, Long> {
  */
 public interface CongdanCoreInterface {
     
+    /**
+     * The agency side of cases, for staff with a role `agency:<CODE>`.
+     */
+    fun `agency`(): AgencyApi
+    
     fun `catalog`(): CatalogApi
     
     fun `drafts`(): DraftsApi
@@ -2092,6 +2460,22 @@ open class CongdanCore: Disposable, AutoCloseable, CongdanCoreInterface
             UniffiLib.uniffi_congdan_ffi_fn_clone_congdancore(handle, status)
         }
     }
+
+    
+    /**
+     * The agency side of cases, for staff with a role `agency:<CODE>`.
+     */override fun `agency`(): AgencyApi {
+            return FfiConverterTypeAgencyApi.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_congdancore_agency(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
 
     override fun `catalog`(): CatalogApi {
             return FfiConverterTypeCatalogApi.lift(
@@ -4450,6 +4834,208 @@ public object FfiConverterTypeAgency: FfiConverterRustBuffer<Agency> {
 
 
 
+data class AgencyCaseSummary (
+    var `caseId`: kotlin.String
+    , 
+    var `caseNumber`: kotlin.String
+    , 
+    var `procedureCode`: kotlin.String
+    , 
+    var `status`: kotlin.String
+    , 
+    var `receivedAtMs`: kotlin.Long
+    , 
+    var `dueDate`: kotlin.String
+    , 
+    var `overdue`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAgencyCaseSummary: FfiConverterRustBuffer<AgencyCaseSummary> {
+    override fun read(buf: ByteBuffer): AgencyCaseSummary {
+        return AgencyCaseSummary(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: AgencyCaseSummary) = (
+            FfiConverterString.allocationSize(value.`caseId`) +
+            FfiConverterString.allocationSize(value.`caseNumber`) +
+            FfiConverterString.allocationSize(value.`procedureCode`) +
+            FfiConverterString.allocationSize(value.`status`) +
+            FfiConverterLong.allocationSize(value.`receivedAtMs`) +
+            FfiConverterString.allocationSize(value.`dueDate`) +
+            FfiConverterBoolean.allocationSize(value.`overdue`)
+    )
+
+    override fun write(value: AgencyCaseSummary, buf: ByteBuffer) {
+            FfiConverterString.write(value.`caseId`, buf)
+            FfiConverterString.write(value.`caseNumber`, buf)
+            FfiConverterString.write(value.`procedureCode`, buf)
+            FfiConverterString.write(value.`status`, buf)
+            FfiConverterLong.write(value.`receivedAtMs`, buf)
+            FfiConverterString.write(value.`dueDate`, buf)
+            FfiConverterBoolean.write(value.`overdue`, buf)
+    }
+}
+
+
+
+/**
+ * A case as its agency sees it: values, timeline, and who sent it (`null` when anonymous).
+ */
+data class AgencyCaseView (
+    var `caseId`: kotlin.String
+    , 
+    var `caseNumber`: kotlin.String
+    , 
+    var `procedureCode`: kotlin.String
+    , 
+    var `status`: kotlin.String
+    , 
+    var `receivedAtMs`: kotlin.Long
+    , 
+    var `dueDate`: kotlin.String
+    , 
+    var `timeline`: List<TimelineEntry>
+    , 
+    var `requestedFields`: List<kotlin.String>
+    , 
+    var `resultDocument`: kotlin.String?
+    , 
+    var `agencyCode`: kotlin.String
+    , 
+    var `overdue`: kotlin.Boolean
+    , 
+    var `anonymous`: kotlin.Boolean
+    , 
+    var `fields`: List<DraftField>
+    , 
+    var `resident`: AgencyResident?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAgencyCaseView: FfiConverterRustBuffer<AgencyCaseView> {
+    override fun read(buf: ByteBuffer): AgencyCaseView {
+        return AgencyCaseView(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterSequenceTypeTimelineEntry.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterSequenceTypeDraftField.read(buf),
+            FfiConverterOptionalTypeAgencyResident.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: AgencyCaseView) = (
+            FfiConverterString.allocationSize(value.`caseId`) +
+            FfiConverterString.allocationSize(value.`caseNumber`) +
+            FfiConverterString.allocationSize(value.`procedureCode`) +
+            FfiConverterString.allocationSize(value.`status`) +
+            FfiConverterLong.allocationSize(value.`receivedAtMs`) +
+            FfiConverterString.allocationSize(value.`dueDate`) +
+            FfiConverterSequenceTypeTimelineEntry.allocationSize(value.`timeline`) +
+            FfiConverterSequenceString.allocationSize(value.`requestedFields`) +
+            FfiConverterOptionalString.allocationSize(value.`resultDocument`) +
+            FfiConverterString.allocationSize(value.`agencyCode`) +
+            FfiConverterBoolean.allocationSize(value.`overdue`) +
+            FfiConverterBoolean.allocationSize(value.`anonymous`) +
+            FfiConverterSequenceTypeDraftField.allocationSize(value.`fields`) +
+            FfiConverterOptionalTypeAgencyResident.allocationSize(value.`resident`)
+    )
+
+    override fun write(value: AgencyCaseView, buf: ByteBuffer) {
+            FfiConverterString.write(value.`caseId`, buf)
+            FfiConverterString.write(value.`caseNumber`, buf)
+            FfiConverterString.write(value.`procedureCode`, buf)
+            FfiConverterString.write(value.`status`, buf)
+            FfiConverterLong.write(value.`receivedAtMs`, buf)
+            FfiConverterString.write(value.`dueDate`, buf)
+            FfiConverterSequenceTypeTimelineEntry.write(value.`timeline`, buf)
+            FfiConverterSequenceString.write(value.`requestedFields`, buf)
+            FfiConverterOptionalString.write(value.`resultDocument`, buf)
+            FfiConverterString.write(value.`agencyCode`, buf)
+            FfiConverterBoolean.write(value.`overdue`, buf)
+            FfiConverterBoolean.write(value.`anonymous`, buf)
+            FfiConverterSequenceTypeDraftField.write(value.`fields`, buf)
+            FfiConverterOptionalTypeAgencyResident.write(value.`resident`, buf)
+    }
+}
+
+
+
+data class AgencyResident (
+    var `displayName`: kotlin.String
+    , 
+    var `nationalIdMasked`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAgencyResident: FfiConverterRustBuffer<AgencyResident> {
+    override fun read(buf: ByteBuffer): AgencyResident {
+        return AgencyResident(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: AgencyResident) = (
+            FfiConverterString.allocationSize(value.`displayName`) +
+            FfiConverterString.allocationSize(value.`nationalIdMasked`)
+    )
+
+    override fun write(value: AgencyResident, buf: ByteBuffer) {
+            FfiConverterString.write(value.`displayName`, buf)
+            FfiConverterString.write(value.`nationalIdMasked`, buf)
+    }
+}
+
+
+
 data class Attachment (
     var `ruleId`: kotlin.String
     , 
@@ -5741,6 +6327,23 @@ sealed class CongdanException: kotlin.Exception() {
             get() = "messageVi=${ `messageVi` }, messageEn=${ `messageEn` }, detail=${ `detail` }"
     }
     
+    /**
+     * The server says this account may not do that (an agency action without an agency role).
+     */
+    class Forbidden(
+        
+        val `code`: kotlin.String, 
+        
+        val `messageVi`: kotlin.String, 
+        
+        val `messageEn`: kotlin.String, 
+        
+        val `detail`: kotlin.String
+        ) : CongdanException() {
+        override val message
+            get() = "code=${ `code` }, messageVi=${ `messageVi` }, messageEn=${ `messageEn` }, detail=${ `detail` }"
+    }
+    
 
     
 
@@ -5819,6 +6422,12 @@ public object FfiConverterTypeCongdanError : FfiConverterRustBuffer<CongdanExcep
                 FfiConverterString.read(buf),
                 )
             12 -> CongdanException.Cancelled(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            13 -> CongdanException.Forbidden(
+                FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
@@ -5916,6 +6525,14 @@ public object FfiConverterTypeCongdanError : FfiConverterRustBuffer<CongdanExcep
                 + FfiConverterString.allocationSize(value.`messageEn`)
                 + FfiConverterString.allocationSize(value.`detail`)
             )
+            is CongdanException.Forbidden -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`messageVi`)
+                + FfiConverterString.allocationSize(value.`messageEn`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
         }
     }
 
@@ -6003,6 +6620,14 @@ public object FfiConverterTypeCongdanError : FfiConverterRustBuffer<CongdanExcep
             }
             is CongdanException.Cancelled -> {
                 buf.putInt(12)
+                FfiConverterString.write(value.`messageVi`, buf)
+                FfiConverterString.write(value.`messageEn`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is CongdanException.Forbidden -> {
+                buf.putInt(13)
+                FfiConverterString.write(value.`code`, buf)
                 FfiConverterString.write(value.`messageVi`, buf)
                 FfiConverterString.write(value.`messageEn`, buf)
                 FfiConverterString.write(value.`detail`, buf)
@@ -6838,6 +7463,38 @@ public object FfiConverterOptionalTypeSyncProgressListener: FfiConverterRustBuff
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeAgencyResident: FfiConverterRustBuffer<AgencyResident?> {
+    override fun read(buf: ByteBuffer): AgencyResident? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeAgencyResident.read(buf)
+    }
+
+    override fun allocationSize(value: AgencyResident?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeAgencyResident.allocationSize(value)
+        }
+    }
+
+    override fun write(value: AgencyResident?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeAgencyResident.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeDraftDetail: FfiConverterRustBuffer<DraftDetail?> {
     override fun read(buf: ByteBuffer): DraftDetail? {
         if (buf.get().toInt() == 0) {
@@ -6984,6 +7641,34 @@ public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.Str
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterString.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeAgencyCaseSummary: FfiConverterRustBuffer<List<AgencyCaseSummary>> {
+    override fun read(buf: ByteBuffer): List<AgencyCaseSummary> {
+        val len = buf.getInt()
+        return List<AgencyCaseSummary>(len) {
+            FfiConverterTypeAgencyCaseSummary.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<AgencyCaseSummary>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeAgencyCaseSummary.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<AgencyCaseSummary>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeAgencyCaseSummary.write(it, buf)
         }
     }
 }

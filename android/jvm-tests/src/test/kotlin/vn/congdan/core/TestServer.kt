@@ -8,10 +8,15 @@ import java.net.URLEncoder
 import java.nio.file.Files
 import java.util.concurrent.TimeUnit
 
-/** A real `congdan-server` process on a free loopback port (embedded SQLite, demo data). */
-class TestServer(vararg extraArgs: String) : AutoCloseable {
-    val dir: File = Files.createTempDirectory("congdan-server").toFile()
-    val port: Int = ServerSocket(0).use { it.localPort }
+/**
+ * A real `congdan-server` process on a free loopback port (embedded SQLite, demo data). Pass the
+ * `dir` and `port` of a closed one to start it again with the same data on the same address.
+ */
+class TestServer(
+    vararg extraArgs: String,
+    val dir: File = Files.createTempDirectory("congdan-server").toFile(),
+    val port: Int = ServerSocket(0).use { it.localPort },
+) : AutoCloseable {
     val url = "http://127.0.0.1:$port"
     private val process: Process
 
