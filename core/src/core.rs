@@ -70,7 +70,7 @@ impl Core {
         }
         let clock = HlcClock::new(device_node(&store)?)
             .map_err(|e| Error::BadData(format!("device clock: {e}")))?;
-        Ok(Core {
+        let core = Core {
             inner: Arc::new(Inner {
                 store,
                 client,
@@ -82,7 +82,9 @@ impl Core {
                 outbox_lock: tokio::sync::Mutex::new(()),
                 procedures: Default::default(),
             }),
-        })
+        };
+        core.restore_clock();
+        Ok(core)
     }
 
     pub fn store(&self) -> &Store {
@@ -95,7 +97,20 @@ impl Core {
         progress: &(dyn Fn(SyncProgress) -> bool + Send + Sync),
     ) -> Result<SyncReport> {
         let _one_at_a_time = self.inner.sync_lock.lock().await;
-        sync::pull_all(&self.inner.store, &self.inner.client, &self.inner.platform, &self.session(), progress).await
+        let report =
+            sync::pull_all(&self.inner.store, &self.inner.client, &self.inner.platform, &self.session(), progress).await;
+        self.restore_clock();
+        report
+    }
+
+    /// Keeps the draft clock after every stamp the store holds: this device's own (its clock
+    /// may have gone back since) and those merged from the resident's other devices.
+    fn restore_clock(&self) {
+        match crate::drafts::backup::newest_stamp(&self.inner.store) {
+            Ok(Some(stamp)) => self.inner.clock.restore(&stamp),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("drafts: cannot read the newest stamp: {e}"),
+        }
     }
 
     pub fn catalog(&self) -> CatalogService {
@@ -125,7 +140,9 @@ impl Core {
                 .count() as u32;
             return Ok(DrainReport { waiting, offline: true, ..DrainReport::default() });
         }
-        outbox::drain(&self.inner.store, &self.session()).await
+        let report = outbox::drain(&self.inner.store, &self.session()).await;
+        self.restore_clock(); // a backup's answer carries the other devices' stamps
+        report
     }
 
     /// Tells the outbox sender to look again: the shell calls it when the network comes back.
@@ -205,6 +222,11 @@ impl DraftsService {
         &self.core.inner.store
     }
 
+    /// A stamp for a local change of a draft (after every stamp seen from other devices).
+    fn stamp(&self) -> crate::drafts::hlc::Hlc {
+        self.core.inner.clock.now(crate::store::now_millis().max(0) as u64)
+    }
+
     fn procedure(&self, code: &str) -> Result<Procedure> {
         catalog::queries::get(self.store(), code)?.ok_or_else(|| Error::ProcedureUnavailable { code: code.to_string() })
     }
@@ -214,7 +236,11 @@ impl DraftsService {
         let procedure = self.procedure(procedure_code)?;
         let id = crate::drafts::store::new_draft_id();
         let title = title.map(str::trim).filter(|t| !t.is_empty()).unwrap_or(&procedure.name.vi).to_string();
-        self.store().write("creating a draft", |tx| crate::drafts::store::insert(tx, &id, &procedure.code, &title))?;
+        self.store().write("creating a draft", |tx| {
+            crate::drafts::store::insert(tx, &id, &procedure.code, &title)?;
+            crate::drafts::backup::enqueue(tx, &id, Some(false))
+        })?;
+        self.core.outbox_wakeup();
         self.get(&id)?.map(|d| d.summary).ok_or(Error::NotFound { what: "draft" })
     }
 
@@ -279,15 +305,21 @@ impl DraftsService {
     }
 
     pub fn rename(&self, id: &str, title: &str) -> Result<()> {
-        crate::drafts::store::rename(self.store(), id, title.trim())
+        crate::drafts::store::rename(self.store(), id, title.trim(), &self.stamp())?;
+        self.core.outbox_wakeup();
+        Ok(())
     }
 
     pub fn delete(&self, id: &str) -> Result<()> {
-        crate::drafts::store::delete(self.store(), id)
+        crate::drafts::store::delete(self.store(), id, &self.stamp())?;
+        self.core.outbox_wakeup();
+        Ok(())
     }
 
     pub fn undelete(&self, id: &str) -> Result<()> {
-        crate::drafts::store::undelete(self.store(), id)
+        crate::drafts::store::undelete(self.store(), id, &self.stamp())?;
+        self.core.outbox_wakeup();
+        Ok(())
     }
 
     /// Checks the draft, then freezes it and queues its submission in one transaction, and

@@ -266,7 +266,8 @@ async fn a_report_with_a_photo_arrives_intact() {
     assert!(photo.len() > 2 * 256 * 1024 && photo.len() <= 700 * 1024, "three chunks: {}", photo.len());
     let (draft, sha) = report_with_photo(&core, &photo).await;
     let report = core.send_outbox().await.unwrap();
-    assert_eq!((report.sent, report.rejected, report.waiting), (2, 0, 0), "the upload, then the case: {report:?}");
+    // The probe draft's backup (a draft never submitted is backed up), the upload, then the case.
+    assert_eq!((report.sent, report.rejected, report.waiting), (3, 0, 0), "{report:?}");
     let d = core.drafts().get(&draft).unwrap().unwrap();
     assert_eq!(d.summary.state, DraftState::Submitted);
     assert_eq!(sha_hex(&server_copy(&s, &sha).await), sha_hex(&photo), "the server has the photo intact");
@@ -400,7 +401,7 @@ async fn the_agency_asks_for_more_information_the_resident_answers_and_the_case_
     fill_report(&core, &draft.id, 7);
     drafts.set_anonymous(&draft.id, true).unwrap();
     drafts.submit(&draft.id).unwrap();
-    assert_eq!(core.send_outbox().await.unwrap().sent, 1);
+    assert_eq!(core.send_outbox().await.unwrap().sent, 2, "the permit draft's backup, and the report");
     assert_eq!(server_count(&s, "SELECT anonymous FROM cases").await, 1, "stored as anonymous");
     core.sync(&quiet).await.unwrap();
     let case_id = drafts.cases().unwrap()[0].case_id.clone();
@@ -453,5 +454,69 @@ async fn the_agency_asks_for_more_information_the_resident_answers_and_the_case_
         drafts.answer(&case_id, one("address_note", "Trước số 14 Nguyễn Hữu Cảnh")),
         Err(Error::NoInformationRequested { .. })
     ));
+    s.shutdown().await;
+}
+
+/// The values of a draft as the phone shows them.
+fn values_of(core: &Core, id: &str) -> std::collections::BTreeMap<String, FieldValue> {
+    core.drafts().get(id).unwrap().expect("the draft is there").values
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draft_continues_on_another_phone_and_concurrent_edits_merge_per_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = congdan_server::start(config(&tmp.path().join("server"))).await.unwrap();
+    // Two phones of the same resident (two data directories).
+    let a = phone(&tmp.path().join("phone-a"), &s.url());
+    let b = phone(&tmp.path().join("phone-b"), &s.url());
+    for p in [&a, &b] {
+        login(p, "lan").await;
+        p.sync(&quiet).await.unwrap();
+    }
+    let draft = a.drafts().create("PA-1022", Some("Ngập đường trước nhà")).unwrap();
+    fill_report(&a, &draft.id, 1);
+    let sent = a.send_outbox().await.unwrap();
+    assert_eq!(sent.sent, 1, "fifty keystrokes or three: one backup of the latest state ({sent:?})");
+    b.sync(&quiet).await.unwrap();
+    assert_eq!(values_of(&b, &draft.id), values_of(&a, &draft.id), "the draft continues on phone B");
+    assert_eq!(b.drafts().get(&draft.id).unwrap().unwrap().summary.title, "Ngập đường trước nhà");
+
+    // Offline on both: different fields, and one common field edited later on B.
+    let tick = || tokio::time::sleep(std::time::Duration::from_millis(5));
+    a.drafts().set_field(&draft.id, "description", FieldValue::Text("A: nước ngập tới đầu gối, cả con hẻm.".into())).unwrap();
+    tick().await;
+    a.drafts().set_field(&draft.id, "location", FieldValue::Location { lat: 10.8, lon: 106.6 }).unwrap();
+    tick().await;
+    b.drafts().set_field(&draft.id, "category", FieldValue::Choice(vec!["streetlight".into()])).unwrap();
+    tick().await;
+    b.drafts().set_field(&draft.id, "description", FieldValue::Text("B: nước ngập tới thắt lưng, xe chết máy.".into())).unwrap();
+    tick().await;
+    a.drafts().rename(&draft.id, "Ngập nặng").unwrap();
+
+    for _ in 0..2 {
+        for p in [&a, &b] {
+            p.send_outbox().await.unwrap();
+            p.sync(&quiet).await.unwrap();
+        }
+    }
+    let merged = values_of(&a, &draft.id);
+    assert_eq!(merged, values_of(&b, &draft.id), "both phones end with the same draft");
+    assert_eq!(merged["description"], FieldValue::Text("B: nước ngập tới thắt lưng, xe chết máy.".into()));
+    assert_eq!(merged["location"], FieldValue::Location { lat: 10.8, lon: 106.6 });
+    assert_eq!(merged["category"], FieldValue::Choice(vec!["streetlight".into()]));
+    assert_eq!(b.drafts().get(&draft.id).unwrap().unwrap().summary.title, "Ngập nặng");
+
+    // An edit on A after seeing B's orders after it, whatever A's clock says.
+    a.drafts().set_field(&draft.id, "description", FieldValue::Text("A: đã rút bớt, còn ngập mắt cá.".into())).unwrap();
+    a.send_outbox().await.unwrap();
+    b.sync(&quiet).await.unwrap();
+    assert_eq!(values_of(&b, &draft.id)["description"], FieldValue::Text("A: đã rút bớt, còn ngập mắt cá.".into()));
+
+    // Deleted on A, gone on B.
+    a.drafts().delete(&draft.id).unwrap();
+    a.send_outbox().await.unwrap();
+    b.sync(&quiet).await.unwrap();
+    assert!(b.drafts().get(&draft.id).unwrap().is_none());
+    assert!(b.drafts().list().unwrap().iter().all(|d| d.id != draft.id));
     s.shutdown().await;
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
-use axum::routing::{get, patch, post};
+use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
 use serde::Serialize;
 use tower_http::trace::TraceLayer;
@@ -16,7 +16,7 @@ use crate::config::ServerConfig;
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::identity::{self, Identity};
-use crate::{blobs, cases, catalog, openapi, sync};
+use crate::{blobs, cases, catalog, drafts, openapi, sync};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -45,6 +45,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/me"),
     ("post", "/v1/blobs"),
     ("patch", "/v1/blobs/{sha256}"),
+    ("put", "/v1/drafts/{id}"),
 ];
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
@@ -62,6 +63,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/blobs", post(blobs::offer))
         // The one route whose body may exceed the JSON limit: one attachment chunk.
         .route("/v1/blobs/{sha256}", patch(blobs::append).layer(DefaultBodyLimit::max(blobs::CHUNK_BYTES)))
+        .route("/v1/drafts/{id}", put(drafts::backup))
         .route("/v1/cases", post(cases::submit))
         .route("/v1/cases/{id}/answer", post(cases::answer::answer))
         .route("/v1/agency/cases", get(cases::agency::list))

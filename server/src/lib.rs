@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod devidp;
+pub mod drafts;
 pub mod error;
 pub mod feed;
 pub mod identity;

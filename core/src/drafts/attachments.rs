@@ -720,7 +720,7 @@ mod tests {
         let id = draft(&s);
         let photo = jpeg(2_000, 4);
         let a = attach(&s, &id, &rule(1 << 20), &photo[..], photo.len() as u64).unwrap();
-        drafts_store::delete(&s, &id).unwrap();
+        drafts_store::delete(&s, &id, &crate::drafts::hlc::HlcClock::new("t").unwrap().now(1)).unwrap();
         assert_eq!(collect_garbage(&s).unwrap(), 0, "a softly deleted draft can come back");
         s.write("t", |tx| tx.execute("DELETE FROM drafts WHERE id = ?1", [&id]).map_err(Error::db("t"))).unwrap();
         assert_eq!(collect_garbage(&s).unwrap(), 1);

@@ -52,6 +52,7 @@ pub(crate) fn submit(tx: &Transaction<'_>, draft_id: &str) -> Result<String> {
         .map_err(|e| Error::BadData(e.to_string()))?;
     // The files first: the outbox sends in order, and the case waits for its uploads.
     super::attachments::enqueue_uploads(tx, draft_id)?;
+    super::backup::forget_pending(tx, draft_id)?;
     let key = outbox::enqueue(tx, SUBMIT_KIND, draft_id, &payload)?;
     tx.execute("UPDATE drafts SET rejection = NULL WHERE id = ?1", [draft_id])
         .map_err(Error::db("submitting a draft"))?;

@@ -2,6 +2,7 @@
 
 pub mod agency;
 pub mod attachments;
+pub mod backup;
 pub mod content_type;
 pub mod hlc;
 pub mod validation;

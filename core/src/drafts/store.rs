@@ -162,14 +162,17 @@ pub(crate) fn set_field(
     let now = now_millis();
     let ctx = "saving a field";
     store.write(ctx, |tx| {
-        let row: Option<(String, String, Option<i64>, Option<bool>)> = tx
+        let row: Option<(String, String, Option<i64>, Option<bool>, bool)> = tx
             .prepare_cached(
-                "SELECT d.procedure_code, d.state, p.feed_seq, p.withdrawn FROM drafts d \
+                "SELECT d.procedure_code, d.state, p.feed_seq, p.withdrawn, d.backup_pending FROM drafts d \
                  LEFT JOIN procedures p ON p.code = d.procedure_code WHERE d.id = ?1 AND d.deleted_at IS NULL",
             )
-            .and_then(|mut s| s.query_row([draft_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional())
+            .and_then(|mut s| {
+                s.query_row([draft_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(4)? != 0)))
+                    .optional()
+            })
             .map_err(Error::db(ctx))?;
-        let (code, state, feed_seq, withdrawn) = row.ok_or(Error::NotFound { what: "draft" })?;
+        let (code, state, feed_seq, withdrawn, backup_pending) = row.ok_or(Error::NotFound { what: "draft" })?;
         let state = DraftState::parse(&state);
         if !state.is_editable() {
             return Err(locked(state));
@@ -196,28 +199,31 @@ pub(crate) fn set_field(
                 .and_then(|mut s| s.execute([draft_id]))
                 .map_err(Error::db(ctx))?;
         }
+        // The draft's backup to the account: queued once, built when sent (nothing more written
+        // while one waits).
+        super::backup::enqueue(tx, draft_id, Some(backup_pending))?;
         Ok(procedure)
     })
 }
 
-pub(crate) fn rename(store: &Store, draft_id: &str, title: &str) -> Result<()> {
+pub(crate) fn rename(store: &Store, draft_id: &str, title: &str, hlc: &Hlc) -> Result<()> {
     store.write("renaming a draft", |tx| {
         let n = tx
             .execute(
-                "UPDATE drafts SET title = ?2, updated_at = ?3 WHERE id = ?1 AND deleted_at IS NULL",
-                params![draft_id, title, now_millis()],
+                "UPDATE drafts SET title = ?2, title_hlc = ?4, updated_at = ?3 WHERE id = ?1 AND deleted_at IS NULL",
+                params![draft_id, title, now_millis(), hlc.to_string()],
             )
             .map_err(Error::db("renaming a draft"))?;
         if n == 0 {
             return Err(Error::NotFound { what: "draft" });
         }
-        Ok(())
+        super::backup::enqueue(tx, draft_id, None)
     })
 }
 
 /// Deletes a draft softly: it disappears from the list and can be brought back with
 /// [`undelete`]. A draft in the outbox cannot be deleted.
-pub(crate) fn delete(store: &Store, draft_id: &str) -> Result<()> {
+pub(crate) fn delete(store: &Store, draft_id: &str, hlc: &Hlc) -> Result<()> {
     store.write("deleting a draft", |tx| {
         let state: Option<String> = tx
             .query_row("SELECT state FROM drafts WHERE id = ?1 AND deleted_at IS NULL", [draft_id], |r| r.get(0))
@@ -227,21 +233,27 @@ pub(crate) fn delete(store: &Store, draft_id: &str) -> Result<()> {
         if state == DraftState::Submitting {
             return Err(locked(state));
         }
-        tx.execute("UPDATE drafts SET deleted_at = ?2 WHERE id = ?1", params![draft_id, now_millis()])
-            .map_err(Error::db("deleting a draft"))?;
-        Ok(())
+        tx.execute(
+            "UPDATE drafts SET deleted_at = ?2, deleted_hlc = ?3 WHERE id = ?1",
+            params![draft_id, now_millis(), hlc.to_string()],
+        )
+        .map_err(Error::db("deleting a draft"))?;
+        super::backup::enqueue(tx, draft_id, None)
     })
 }
 
-pub(crate) fn undelete(store: &Store, draft_id: &str) -> Result<()> {
+pub(crate) fn undelete(store: &Store, draft_id: &str, hlc: &Hlc) -> Result<()> {
     store.write("restoring a draft", |tx| {
         let n = tx
-            .execute("UPDATE drafts SET deleted_at = NULL WHERE id = ?1 AND deleted_at IS NOT NULL", [draft_id])
+            .execute(
+                "UPDATE drafts SET deleted_at = NULL, deleted_hlc = ?2 WHERE id = ?1 AND deleted_at IS NOT NULL",
+                params![draft_id, hlc.to_string()],
+            )
             .map_err(Error::db("restoring a draft"))?;
         if n == 0 {
             return Err(Error::NotFound { what: "deleted draft" });
         }
-        Ok(())
+        super::backup::enqueue(tx, draft_id, None)
     })
 }
 
@@ -333,13 +345,17 @@ mod tests {
     fn delete_hides_undo_restores_and_rename_sticks() {
         let (_d, s) = store();
         let id = draft(&s);
-        rename(&s, &id, "Cho An thuê phòng").unwrap();
-        delete(&s, &id).unwrap();
+        let clock = HlcClock::new("node-a").unwrap();
+        rename(&s, &id, "Cho An thuê phòng", &clock.now(1)).unwrap();
+        delete(&s, &id, &clock.now(2)).unwrap();
         assert!(list(&s).unwrap().is_empty());
         assert!(get(&s, &id).unwrap().is_none());
-        undelete(&s, &id).unwrap();
+        undelete(&s, &id, &clock.now(3)).unwrap();
         assert_eq!(list(&s).unwrap()[0].title, "Cho An thuê phòng");
-        assert!(matches!(undelete(&s, &id), Err(Error::NotFound { .. })));
+        assert!(matches!(undelete(&s, &id, &clock.now(4)), Err(Error::NotFound { .. })));
+        let backups = outbox::items(&s, Some(&id)).unwrap();
+        assert_eq!(backups.len(), 1, "one unbuilt backup waits, whatever the number of changes");
+        assert_eq!(backups[0].kind, crate::drafts::backup::BACKUP_KIND);
     }
 
     #[test]
@@ -360,7 +376,7 @@ mod tests {
             Err(Error::DraftLocked { .. })
         ));
         assert!(matches!(s.write("submit", |tx| commands::submit(tx, &id)), Err(Error::DraftLocked { .. })));
-        assert!(matches!(delete(&s, &id), Err(Error::DraftLocked { .. })));
+        assert!(matches!(delete(&s, &id, &clock.now(3)), Err(Error::DraftLocked { .. })));
         assert_eq!(outbox::items(&s, None).unwrap().len(), 1);
         assert_eq!(get(&s, &id).unwrap().unwrap().values["full_name"], FieldValue::Text("An".into()));
     }

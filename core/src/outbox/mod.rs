@@ -124,6 +124,13 @@ fn route(kind: &str) -> Option<Sender> {
             on_rejected: crate::drafts::attachments::upload_refused,
         }));
     }
+    if kind == crate::drafts::backup::BACKUP_KIND {
+        return Some(Sender::Custom(CustomRoute {
+            send: crate::drafts::backup::send,
+            on_sent: crate::drafts::backup::backed_up,
+            on_rejected: crate::drafts::backup::backup_refused,
+        }));
+    }
     crate::drafts::commands::route(kind).map(Sender::Json)
 }
 

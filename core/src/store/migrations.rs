@@ -137,6 +137,14 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE drafts ADD COLUMN anonymous INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 7: drafts across devices: the stamps of the title and of the deletion (empty: never set),
+    // and whether an unbuilt `draft.backup` command waits in the outbox (so autosave queues at
+    // most one).
+    r#"
+    ALTER TABLE drafts ADD COLUMN title_hlc TEXT NOT NULL DEFAULT '';
+    ALTER TABLE drafts ADD COLUMN deleted_hlc TEXT NOT NULL DEFAULT '';
+    ALTER TABLE drafts ADD COLUMN backup_pending INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -179,6 +179,27 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (case_id, rule_id, sha256)
     );
     "#,
+    // 6: drafts backed up from a resident's devices, merged per field by hybrid logical clock
+    // (stamps as their fixed-width text; '' for a title or deletion never stamped).
+    r#"
+    CREATE TABLE server_drafts (
+        draft_id       TEXT PRIMARY KEY NOT NULL,
+        account_id     TEXT NOT NULL REFERENCES accounts(id),
+        procedure_code TEXT NOT NULL,
+        title          TEXT NOT NULL,
+        title_hlc      TEXT NOT NULL,
+        deleted        INTEGER NOT NULL DEFAULT 0,
+        deleted_hlc    TEXT NOT NULL,
+        updated_at     INTEGER NOT NULL
+    );
+    CREATE TABLE server_draft_fields (
+        draft_id TEXT NOT NULL REFERENCES server_drafts(draft_id),
+        field_id TEXT NOT NULL,
+        value    TEXT,
+        hlc      TEXT NOT NULL,
+        PRIMARY KEY (draft_id, field_id)
+    );
+    "#,
 ];
 
 #[derive(Clone)]
