@@ -52,6 +52,10 @@ on_both_backends!(a_submission_is_done_once_per_key, |b: Backend| async move {
     let r = lan.command("/v1/cases", &other, "key-1").await;
     assert_eq!(r.status(), 422);
     assert_eq!(error_code(r).await, "idempotency_key_reused");
+    // The same draft from the resident's other device, under its own key: the same case.
+    let (status, other_device) = submit(&mut lan, &body, "key-from-the-tablet").await;
+    assert_eq!(status, 201, "{other_device}");
+    assert_eq!(serde_json::from_str::<CaseReceipt>(&other_device).unwrap().case_number, receipt.case_number);
     // No key: refused before anything is done.
     let r = lan.request("POST", "/v1/cases", Some(&body)).await;
     assert_eq!(r.status(), 400);

@@ -59,11 +59,12 @@ pub(crate) fn apply(tx: &Transaction<'_>, change: &Change) -> Result<()> {
                 ],
             )
             .map_err(Error::db("applying a case status"))?;
-            // The draft learns its case number even if the submission's answer was lost.
+            // The draft learns its case number even if the submission's answer was lost, and a
+            // copy of it on another device stops being editable: one draft, one case.
             if let Some(draft_id) = &case.draft_id {
                 tx.execute(
                     "UPDATE drafts SET state = 'submitted', case_id = ?2, case_number = ?3 \
-                     WHERE id = ?1 AND state IN ('submitting', 'submitted')",
+                     WHERE id = ?1",
                     params![draft_id, case.case_id, case.case_number],
                 )
                 .map_err(Error::db("applying a case status"))?;

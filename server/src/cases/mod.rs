@@ -142,6 +142,13 @@ async fn create_case(state: &AppState, caller: &Authenticated, key: &str, submis
         );
         return refuse(StatusCode::UNPROCESSABLE_ENTITY, body).await;
     }
+    // Already a case, submitted from the resident's other device under another key: answer with
+    // it instead of making a second case of the same draft.
+    if let Some(existing) = store::case_for_draft(&state.db, &caller.account_id, &submission.draft_id).await? {
+        let body = serde_json::to_string(&existing).map_err(ApiError::internal)?;
+        store::record_refusal(&state.db, &caller.account_id, key, 201, &body).await?;
+        return Ok(json_response(StatusCode::CREATED, body));
+    }
     let today = CalendarDate::today_utc_plus_7();
     let attachments: BTreeMap<String, u32> =
         submission.attachments.iter().map(|(rule, blobs)| (rule.clone(), blobs.len() as u32)).collect();

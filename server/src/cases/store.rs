@@ -272,6 +272,38 @@ async fn events_pg(client: &impl deadpool_postgres::GenericClient, id: &str) -> 
 }
 
 /// A case and its timeline (no authorisation here: the caller checks who may see it).
+/// The case a resident's draft already became, if any: one draft makes one case, whichever of
+/// the resident's devices submits it (the other device's copy may not know yet).
+pub async fn case_for_draft(db: &Db, account: &str, draft_id: &str) -> DbResult<Option<CaseReceipt>> {
+    let ctx = "finding a draft's case";
+    let found: Option<String> = match db {
+        Db::Sqlite(pool) => {
+            let (account, draft_id) = (account.to_string(), draft_id.to_string());
+            pool.read(ctx, move |c| {
+                use rusqlite::OptionalExtension;
+                c.query_row("SELECT id FROM cases WHERE account_id = ?1 AND draft_id = ?2", [account, draft_id], |r| r.get(0))
+                    .optional()
+            })
+            .await?
+        }
+        Db::Postgres(pool) => pool
+            .client()
+            .await?
+            .query_opt("SELECT id FROM cases WHERE account_id = $1 AND draft_id = $2", &[&account, &draft_id])
+            .await
+            .map_err(postgres::q(ctx))?
+            .map(|r| r.get(0)),
+    };
+    let Some(id) = found else { return Ok(None) };
+    Ok(get_case(db, &id).await?.map(|(case, _)| CaseReceipt {
+        case_id: case.id,
+        case_number: case.number,
+        status: case.status,
+        received_at_ms: case.received_at_ms,
+        due_date: case.due_date,
+    }))
+}
+
 pub async fn get_case(db: &Db, id: &str) -> DbResult<Option<(CaseRecord, Vec<CaseEvent>)>> {
     let ctx = "reading a case";
     let id = id.to_string();

@@ -200,6 +200,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (draft_id, field_id)
     );
     "#,
+    // One draft makes at most one case per resident, whichever device submits it.
+    r#"
+    CREATE UNIQUE INDEX cases_account_draft ON cases(account_id, draft_id);
+    "#,
 ];
 
 #[derive(Clone)]
