@@ -37,7 +37,7 @@ pub fn append_sqlite(
 
 /// A feed whose head row this PostgreSQL transaction holds locked: the only way to append to it.
 pub struct LockedFeed<'t, 'c> {
-    tx: &'t tokio_postgres::Transaction<'c>,
+    tx: &'t deadpool_postgres::Transaction<'c>,
     feed: &'t str,
 }
 
@@ -45,17 +45,22 @@ pub struct LockedFeed<'t, 'c> {
 /// feed locks the head first and the rows it changes second, so two writers can never hold
 /// each other's locks (no deadlock between an import and a withdraw). Appending needs the
 /// returned [`LockedFeed`], so the order cannot be got wrong.
+///
+/// One statement, prepared once per connection: the upsert creates the head row if needed and,
+/// as an update of the existing row otherwise, takes its lock until the transaction ends.
 pub async fn lock_pg<'t, 'c>(
-    tx: &'t tokio_postgres::Transaction<'c>,
+    tx: &'t deadpool_postgres::Transaction<'c>,
     feed: &'t str,
 ) -> DbResult<LockedFeed<'t, 'c>> {
     let ctx = "locking the change feed";
-    tx.execute("INSERT INTO feed_heads(feed, head) VALUES ($1, 0) ON CONFLICT (feed) DO NOTHING", &[&feed])
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO feed_heads(feed, head) VALUES ($1, 0) \
+             ON CONFLICT (feed) DO UPDATE SET head = feed_heads.head RETURNING head",
+        )
         .await
         .map_err(postgres::q(ctx))?;
-    tx.query_one("SELECT head FROM feed_heads WHERE feed = $1 FOR UPDATE", &[&feed])
-        .await
-        .map_err(postgres::q(ctx))?;
+    tx.query_one(&stmt, &[&feed]).await.map_err(postgres::q(ctx))?;
     Ok(LockedFeed { tx, feed })
 }
 
@@ -63,19 +68,22 @@ impl LockedFeed<'_, '_> {
     /// Appends one change at the next position (the head row exists and is ours).
     pub async fn append(&self, kind: &str, key: &str, data: &str) -> DbResult<u64> {
         let ctx = "appending to the change feed";
-        let seq: i64 = self
+        // Bump the head and write the change in one round trip.
+        let stmt = self
             .tx
-            .query_one("UPDATE feed_heads SET head = head + 1 WHERE feed = $1 RETURNING head", &[&self.feed])
-            .await
-            .map_err(postgres::q(ctx))?
-            .get(0);
-        self.tx
-            .execute(
-                "INSERT INTO changes(feed, seq, kind, key, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&self.feed, &seq, &kind, &key, &data, &now_millis()],
+            .prepare_cached(
+                "WITH bumped AS (UPDATE feed_heads SET head = head + 1 WHERE feed = $1 RETURNING head) \
+                 INSERT INTO changes(feed, seq, kind, key, data, created_at) \
+                 SELECT $1, head, $2, $3, $4, $5 FROM bumped RETURNING seq",
             )
             .await
             .map_err(postgres::q(ctx))?;
+        let seq: i64 = self
+            .tx
+            .query_one(&stmt, &[&self.feed, &kind, &key, &data, &now_millis()])
+            .await
+            .map_err(postgres::q(ctx))?
+            .get(0);
         Ok(seq as u64)
     }
 }

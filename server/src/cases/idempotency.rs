@@ -66,31 +66,27 @@ pub async fn claim(db: &Db, account: &str, key: &str, fingerprint: Vec<u8>) -> D
         Db::Postgres(pool) => {
             let mut client = pool.client().await?;
             let tx = client.transaction().await.map_err(postgres::q(ctx))?;
-            tx.execute(
-                "INSERT INTO idempotency_keys(account_id, key, fingerprint, locked_until, created_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, key) DO NOTHING",
-                &[&account, &key, &fingerprint, &0i64, &now],
-            )
-            .await
-            .map_err(postgres::q(ctx))?;
-            let row = tx
-                .query_one(
-                    "SELECT fingerprint, status, response, locked_until FROM idempotency_keys \
-                     WHERE account_id = $1 AND key = $2 FOR UPDATE",
-                    &[&account, &key],
+            // Inserted if new, and locked either way (the no-op update takes the row lock), in
+            // one round trip; statements are prepared once per connection.
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO idempotency_keys(account_id, key, fingerprint, locked_until, created_at) \
+                     VALUES ($1, $2, $3, 0, $4) ON CONFLICT (account_id, key) DO UPDATE SET key = idempotency_keys.key \
+                     RETURNING fingerprint, status, response, locked_until",
                 )
                 .await
                 .map_err(postgres::q(ctx))?;
+            let row = tx.query_one(&stmt, &[&account, &key, &fingerprint, &now]).await.map_err(postgres::q(ctx))?;
+            // A row just inserted reads as an unfinished claim with a lapsed lease: `Fresh`.
             let status: Option<i32> = row.get(1);
             let existing = Some((row.get::<_, Vec<u8>>(0), status.map(i64::from), row.get::<_, Option<String>>(2), row.get::<_, i64>(3)));
             let claim = decide(existing, &fingerprint, now);
             if claim == Claim::Fresh {
-                tx.execute(
-                    "UPDATE idempotency_keys SET locked_until = $3 WHERE account_id = $1 AND key = $2",
-                    &[&account, &key, &(now + LEASE_MS)],
-                )
-                .await
-                .map_err(postgres::q(ctx))?;
+                let lease = tx
+                    .prepare_cached("UPDATE idempotency_keys SET locked_until = $3 WHERE account_id = $1 AND key = $2")
+                    .await
+                    .map_err(postgres::q(ctx))?;
+                tx.execute(&lease, &[&account, &key, &(now + LEASE_MS)]).await.map_err(postgres::q(ctx))?;
             }
             tx.commit().await.map_err(postgres::q(ctx))?;
             Ok(claim)
@@ -120,13 +116,15 @@ pub fn finish_sqlite(tx: &rusqlite::Transaction<'_>, account: &str, key: &str, s
 }
 
 /// Records the answer inside the work's own transaction (PostgreSQL).
-pub async fn finish_pg(tx: &tokio_postgres::Transaction<'_>, account: &str, key: &str, status: u16, body: &str) -> DbResult<()> {
-    tx.execute(
-        "UPDATE idempotency_keys SET status = $3, response = $4, locked_until = 0 WHERE account_id = $1 AND key = $2",
-        &[&account, &key, &(status as i32), &body],
-    )
-    .await
-    .map_err(postgres::q("recording a command's answer"))?;
+pub async fn finish_pg(tx: &deadpool_postgres::Transaction<'_>, account: &str, key: &str, status: u16, body: &str) -> DbResult<()> {
+    let ctx = "recording a command's answer";
+    let stmt = tx
+        .prepare_cached(
+            "UPDATE idempotency_keys SET status = $3, response = $4, locked_until = 0 WHERE account_id = $1 AND key = $2",
+        )
+        .await
+        .map_err(postgres::q(ctx))?;
+    tx.execute(&stmt, &[&account, &key, &(status as i32), &body]).await.map_err(postgres::q(ctx))?;
     Ok(())
 }
 

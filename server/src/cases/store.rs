@@ -94,12 +94,20 @@ pub async fn create(db: &Db, case: NewCase, year: i32) -> DbResult<CaseReceipt> 
             // The feed head first, then the rows (the lock order every feed writer keeps).
             let locked = feed::lock_pg(&tx, &feed_name).await?;
             // A database sequence: unique across instances without serialising them.
-            let seq: i64 = tx.query_one("SELECT nextval('case_number_seq')", &[]).await.map_err(postgres::q(ctx))?.get(0);
+            // Statements prepared once per connection: each is one round trip.
+            let next = tx.prepare_cached("SELECT nextval('case_number_seq')").await.map_err(postgres::q(ctx))?;
+            let seq: i64 = tx.query_one(&next, &[]).await.map_err(postgres::q(ctx))?.get(0);
             let receipt = receipt(&case, case_number(year, seq));
+            let insert_case = tx
+                .prepare_cached(
+                    "INSERT INTO cases(id, number, account_id, procedure_code, agency_code, draft_id, field_values, status, \
+                         received_at, due_date, updated_at, anonymous) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, 'received', $8, $9, $8, $10)",
+                )
+                .await
+                .map_err(postgres::q(ctx))?;
             tx.execute(
-                "INSERT INTO cases(id, number, account_id, procedure_code, agency_code, draft_id, field_values, status, \
-                     received_at, due_date, updated_at, anonymous) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'received', $8, $9, $8, $10)",
+                &insert_case,
                 &[
                     &case.id, &receipt.case_number, &case.account_id, &case.procedure_code, &case.agency_code,
                     &case.draft_id, &case.values_json, &case.received_at_ms, &case.due_date, &case.anonymous,
@@ -107,12 +115,11 @@ pub async fn create(db: &Db, case: NewCase, year: i32) -> DbResult<CaseReceipt> 
             )
             .await
             .map_err(postgres::q(ctx))?;
-            tx.execute(
-                "INSERT INTO case_events(case_id, at, status, message) VALUES ($1, $2, 'received', NULL)",
-                &[&case.id, &case.received_at_ms],
-            )
-            .await
-            .map_err(postgres::q(ctx))?;
+            let insert_event = tx
+                .prepare_cached("INSERT INTO case_events(case_id, at, status, message) VALUES ($1, $2, 'received', NULL)")
+                .await
+                .map_err(postgres::q(ctx))?;
+            tx.execute(&insert_event, &[&case.id, &case.received_at_ms]).await.map_err(postgres::q(ctx))?;
             crate::blobs::store::attach_to_case_pg(&tx, &case.id, &case.attachments).await?;
             let view = status_view(&receipt, &case.procedure_code, &case.draft_id).to_string();
             locked.append(STATUS_CHANGE, &case.id, &view).await?;
