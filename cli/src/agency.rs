@@ -2,7 +2,6 @@
 //! agency staff use (log in as `staff`, whose role is `agency:CONG-AN-PHUONG-XA`).
 
 use clap::Subcommand;
-use congdan_core::drafts::validation::FieldValue;
 use congdan_core::{Core, Error};
 
 use crate::pick;
@@ -41,27 +40,10 @@ pub enum AgencyAction {
 pub(crate) fn time(at_ms: i64) -> String {
     let secs = at_ms.div_euclid(1000) + 7 * 3600;
     let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}", rest / 3600, rest % 3600 / 60)
+    let date = congdan_core::drafts::validation::CalendarDate::from_days_since_epoch(days);
+    format!("{date} {:02}:{:02}", rest / 3600, rest % 3600 / 60)
 }
 
-fn show_value(value: &FieldValue) -> String {
-    match value {
-        FieldValue::Text(t) | FieldValue::Date(t) => t.clone(),
-        FieldValue::Number(n) => n.to_string(),
-        FieldValue::Choice(c) => c.join(", "),
-        FieldValue::Location { lat, lon } => format!("{lat}, {lon}"),
-    }
-}
 
 fn print_case(en: bool, case: &congdan_core::drafts::wire::AgencyCaseView) {
     let overdue = if case.overdue { pick(en, "  QUÁ HẠN", "  OVERDUE") } else { "" };
@@ -72,7 +54,7 @@ fn print_case(en: bool, case: &congdan_core::drafts::wire::AgencyCaseView) {
         None => println!("{}", pick(en, "Người nộp: ẩn danh", "Sent by: anonymous")),
     }
     for (field, value) in &case.values {
-        println!("  {field} = {}", show_value(value));
+        println!("  {field} = {}", crate::drafts::show_value(value));
     }
     for step in &case.timeline {
         let message = step.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();

@@ -86,7 +86,7 @@ fn parse_value(field_type: FieldType, raw: &str) -> Result<FieldValue, Error> {
     })
 }
 
-fn show_value(value: &FieldValue) -> String {
+pub(crate) fn show_value(value: &FieldValue) -> String {
     match value {
         FieldValue::Text(t) | FieldValue::Date(t) => t.clone(),
         FieldValue::Number(n) => n.to_string(),

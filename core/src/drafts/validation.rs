@@ -150,8 +150,14 @@ impl CalendarDate {
         era * 146_097 + doe - 719_468
     }
 
-    /// The inverse of [`Self::days_since_epoch`] (Hinnant's `civil_from_days`).
-    fn from_days_since_epoch(days: i64) -> CalendarDate {
+    /// Monday 0 … Sunday 6 (1970-01-01 was a Thursday).
+    pub fn weekday(self) -> u32 {
+        (self.days_since_epoch() + 3).rem_euclid(7) as u32
+    }
+
+    /// The date `days` after 1970-01-01 (Hinnant's `civil_from_days`): the one place the crate
+    /// turns a day count into a calendar date.
+    pub fn from_days_since_epoch(days: i64) -> CalendarDate {
         // Keep the arithmetic far from i64 overflow; outside this range the year would not fit
         // in i32 anyway.
         const LIMIT: i64 = 800_000_000_000;

@@ -63,15 +63,8 @@ pub fn current_year() -> u16 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    // Days since 1970 -> civil year (Howard Hinnant's algorithm, year part only).
-    let z = (secs / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + if month <= 2 { 1 } else { 0 }) as u16
+    let year = crate::drafts::validation::CalendarDate::from_days_since_epoch((secs / 86_400) as i64).year;
+    year.clamp(0, i32::from(u16::MAX)) as u16
 }
 
 #[cfg(test)]

@@ -47,21 +47,13 @@ pub(crate) fn error_body(code: &str, message: &str, message_vi: &str, details: O
     .unwrap_or_default()
 }
 
-/// Monday 0 … Sunday 6 (Sakamoto's method).
-fn weekday(date: CalendarDate) -> u32 {
-    const T: [i32; 12] = [0, 3, 2, 5, 0, 3, 5, 1, 4, 6, 2, 4];
-    let y = date.year - i32::from(date.month < 3);
-    let sunday_first = (y + y / 4 - y / 100 + y / 400 + T[(date.month as usize - 1) % 12] + date.day as i32).rem_euclid(7);
-    ((sunday_first + 6) % 7) as u32
-}
-
 /// `received + days` working days (Monday to Friday; public holidays are not modelled yet).
 pub fn due_date(received: CalendarDate, working_days: u32) -> CalendarDate {
     let mut date = received;
     let mut left = working_days;
     while left > 0 {
         date = date.add_days(1);
-        if !matches!(weekday(date), 5 | 6) {
+        if !matches!(date.weekday(), 5 | 6) {
             left -= 1;
         }
     }
