@@ -202,7 +202,7 @@ fn device_node(store: &Store) -> Result<String> {
     if let Some(node) = existing {
         return Ok(node);
     }
-    let node: String = (0..8).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+    let node = crate::crypto::hex(&rand::random::<[u8; 8]>());
     store.write("storing the device node", |tx| {
         tx.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('device_node', ?1)", [&node])
             .map_err(Error::db("storing the device node"))?;

@@ -16,6 +16,19 @@ pub use keys::{Algorithm, Ed25519Signer, KeySet, P256Signer, PublicKey, Signer};
 
 use encoding::{read_varint, write_varint};
 
+/// Lower-case hexadecimal, as the project writes hashes, ids and wrapped keys.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reverses [`hex`]; `None` for an odd length or anything that is not hexadecimal.
+pub fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
+
 /// First bytes of every statement.
 pub const MAGIC: [u8; 2] = *b"CD";
 /// The only envelope version so far.

@@ -31,12 +31,9 @@ fn trusted(signer_key: PublicKey, id: &[u8]) -> Vec<(Vec<u8>, PublicKey)> {
     vec![(id.to_vec(), signer_key)]
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    from_hex(s).unwrap()
 }
 
 /// The test vector published in docs/signed-statements.md (Ed25519 is deterministic).

@@ -27,6 +27,7 @@ use super::content_type::{self, AttachmentProblem};
 use super::store::{self as drafts_store, DraftState};
 use super::validation::{FieldIssue, IssueCode, MAX_FILES_PER_ATTACHMENT};
 use crate::catalog::model::{AttachmentRule, LocalizedText};
+use crate::crypto::hex;
 use crate::error::{Error, Result};
 use crate::identity::Session;
 use crate::outbox::{self, Rejection};
@@ -99,9 +100,6 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::DataDirectory { path: path.to_path_buf(), source }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// A file copied to a temporary name, hashed and checked, ready to be renamed into place.
 struct Staged {

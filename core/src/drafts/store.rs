@@ -81,8 +81,7 @@ pub(crate) fn locked(state: DraftState) -> Error {
 }
 
 pub(crate) fn new_draft_id() -> String {
-    let b: [u8; 16] = rand::random();
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    crate::crypto::hex(&rand::random::<[u8; 16]>())
 }
 
 pub(crate) fn insert(tx: &Transaction<'_>, id: &str, procedure_code: &str, title: &str) -> Result<()> {

@@ -78,7 +78,7 @@ impl Vault {
         })?;
         let key = match wrapped {
             Some(hex) => {
-                let wrapped = decode_hex(&hex).ok_or_else(|| Error::BadData("session key is damaged".into()))?;
+                let wrapped = crate::crypto::from_hex(&hex).ok_or_else(|| Error::BadData("session key is damaged".into()))?;
                 let raw = keystore.unwrap(&wrapped).map_err(keystore_error)?;
                 SealingKey::new(&raw).map_err(keystore_error)?
             }
@@ -88,7 +88,7 @@ impl Vault {
                 store.write("storing the session key", |tx| {
                     tx.execute(
                         "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                        params![DATA_KEY_META, encode_hex(&wrapped)],
+                        params![DATA_KEY_META, crate::crypto::hex(&wrapped)],
                     )
                     .map_err(Error::db("storing the session key"))
                 })?;
@@ -233,15 +233,4 @@ pub(crate) fn apply_profile(tx: &Transaction<'_>, seq: u64, account: &AccountInf
     )
     .map_err(Error::db("applying the account profile"))?;
     Ok(())
-}
-
-fn encode_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }

@@ -188,11 +188,7 @@ pub(crate) fn enqueue(tx: &Transaction<'_>, kind: &str, subject: &str, payload: 
 
 /// A version 4 UUID made from the system's secure random source.
 fn new_idempotency_key() -> String {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    uuid::Uuid::new_v4().to_string()
 }
 
 const SELECT_ITEM: &str = "SELECT idempotency_key, kind, subject, state, attempts, result, rejection, created_at, \

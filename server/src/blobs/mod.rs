@@ -170,7 +170,7 @@ async fn finish(state: &AppState, account: &str, sha256: &str, upload: &Upload) 
         digest.update(&chunk);
         at += chunk.len() as i64;
     }
-    let actual: String = digest.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let actual = congdan_core::crypto::hex(digest.finish().as_ref());
     if actual != sha256 {
         store::discard(&state.db, account, sha256).await?;
         return Err(unprocessable(

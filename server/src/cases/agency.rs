@@ -65,17 +65,14 @@ pub struct ListParams {
 
 /// The keyset cursor: the last item's `received_at` and id, hex-encoded (opaque to clients).
 fn encode_cursor(received_at: i64, id: &str) -> String {
-    format!("{received_at}.{id}").bytes().map(|b| format!("{b:02x}")).collect()
+    congdan_core::crypto::hex(format!("{received_at}.{id}").as_bytes())
 }
 
 fn decode_cursor(cursor: &str) -> Option<(i64, String)> {
-    if cursor.len() % 2 != 0 || cursor.len() > 512 {
+    if cursor.len() > 512 {
         return None;
     }
-    let bytes = (0..cursor.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(cursor.get(i..i + 2)?, 16).ok())
-        .collect::<Option<Vec<u8>>>()?;
+    let bytes = congdan_core::crypto::from_hex(cursor)?;
     let text = String::from_utf8(bytes).ok()?;
     let (at, id) = text.split_once('.')?;
     Some((at.parse().ok()?, id.to_string()))

@@ -156,7 +156,7 @@ async fn create_case(state: &AppState, caller: &Authenticated, key: &str, submis
     }
     let values_json = serde_json::to_string(&submission.values).map_err(ApiError::internal)?;
     let case = store::NewCase {
-        id: uuid_v4(),
+        id: uuid::Uuid::new_v4().to_string(),
         account_id: caller.account_id.clone(),
         procedure_code: procedure.code.clone(),
         agency_code: procedure.agency.code.clone(),
@@ -171,15 +171,6 @@ async fn create_case(state: &AppState, caller: &Authenticated, key: &str, submis
     let receipt = store::create(&state.db, case, today.year).await?;
     tracing::info!(procedure = %procedure.code, "case received");
     Ok(json_response(StatusCode::CREATED, serde_json::to_string(&receipt).map_err(ApiError::internal)?))
-}
-
-fn uuid_v4() -> String {
-    let mut b = [0u8; 16];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).unwrap_or(());
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
 #[cfg(test)]
