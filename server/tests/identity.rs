@@ -131,10 +131,13 @@ on_both_backends!(every_attack_on_a_request_has_its_own_code, |b: Backend| async
 });
 
 on_both_backends!(an_expired_access_token_is_refused, |b: Backend| async move {
-    let s = start_with(&b, |c| c.identity.access_token_ttl_secs = 1).await;
+    // Expiry is whole seconds (exp = floor(now) + ttl), so a 1 s token can be dead a millisecond
+    // after it is issued. 3 s keeps the refreshed token alive for at least 2 s on a loaded CI
+    // machine, and sleeping just over 3 s is enough for the first one to be past exp.
+    let s = start_with(&b, |c| c.identity.access_token_ttl_secs = 3).await;
     let mut lan = id::login(&s.url(), "lan").await;
-    assert_eq!(lan.tokens.expires_in, 1);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(lan.tokens.expires_in, 3);
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     let r = lan.request("GET", "/v1/me", None).await;
     assert_eq!(r.status(), 401);
     assert_eq!(id::error_code(r).await, "token_expired");
