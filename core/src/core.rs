@@ -83,7 +83,7 @@ impl Core {
                 procedures: Default::default(),
             }),
         };
-        core.restore_clock();
+        core.restore_clock(crate::drafts::backup::newest_stamp);
         Ok(core)
     }
 
@@ -99,14 +99,15 @@ impl Core {
         let _one_at_a_time = self.inner.sync_lock.lock().await;
         let report =
             sync::pull_all(&self.inner.store, &self.inner.client, &self.inner.platform, &self.session(), progress).await;
-        self.restore_clock();
+        self.restore_clock(crate::drafts::backup::newest_merged_stamp); // other devices' drafts
         report
     }
 
-    /// Keeps the draft clock after every stamp the store holds: this device's own (its clock
-    /// may have gone back since) and those merged from the resident's other devices.
-    fn restore_clock(&self) {
-        match crate::drafts::backup::newest_stamp(&self.inner.store) {
+    /// Keeps the draft clock after every stamp the store holds: at open all of them (this
+    /// device's own, its clock may have gone back since), after a sync or drain the newest one
+    /// merged from the resident's other devices.
+    fn restore_clock(&self, newest: fn(&Store) -> Result<Option<crate::drafts::hlc::Hlc>>) {
+        match newest(&self.inner.store) {
             Ok(Some(stamp)) => self.inner.clock.restore(&stamp),
             Ok(None) => {}
             Err(e) => tracing::warn!("drafts: cannot read the newest stamp: {e}"),
@@ -141,7 +142,7 @@ impl Core {
             return Ok(DrainReport { waiting, offline: true, ..DrainReport::default() });
         }
         let report = outbox::drain(&self.inner.store, &self.session()).await;
-        self.restore_clock(); // a backup's answer carries the other devices' stamps
+        self.restore_clock(crate::drafts::backup::newest_merged_stamp); // a backup's answer carries the other devices' stamps
         report
     }
 

@@ -260,6 +260,7 @@ pub(crate) fn apply(tx: &Transaction<'_>, change: &Change) -> Result<()> {
 pub(crate) fn apply_merged(tx: &Transaction<'_>, remote: &DraftBackup) -> Result<()> {
     let ctx = "merging a draft from another device";
     let now = now_millis();
+    note_merged_stamp(tx, remote)?;
     let state: Option<String> = tx
         .query_row("SELECT state FROM drafts WHERE id = ?1", [&remote.draft_id], |r| r.get(0))
         .optional()
@@ -311,8 +312,42 @@ pub(crate) fn apply_merged(tx: &Transaction<'_>, remote: &DraftBackup) -> Result
     Ok(())
 }
 
+/// The `meta` key holding the newest stamp ever merged from another device.
+const MERGED_STAMP_KEY: &str = "drafts.newest_merged_stamp";
+
+/// Remembers the newest stamp of a merged draft, so that after a sync or an outbox drain the
+/// clock is moved past it with one primary-key read ([`newest_merged_stamp`]) instead of a scan
+/// of every field. Stamps sort as text (their `Display` form is ordered), as `max(hlc)` relies on.
+fn note_merged_stamp(tx: &Transaction<'_>, remote: &DraftBackup) -> Result<()> {
+    let newest = remote
+        .fields
+        .iter()
+        .map(|f| &f.hlc)
+        .chain(remote.title_hlc.iter())
+        .chain(remote.deleted_hlc.iter())
+        .max();
+    let Some(newest) = newest else { return Ok(()) };
+    tx.execute(
+        "INSERT INTO meta(key, value) VALUES (?1, ?2) \
+         ON CONFLICT(key) DO UPDATE SET value = max(meta.value, excluded.value)",
+        params![MERGED_STAMP_KEY, newest.to_string()],
+    )
+    .map_err(Error::db("remembering the newest merged draft stamp"))?;
+    Ok(())
+}
+
+/// The newest stamp merged from another device (see [`note_merged_stamp`]).
+pub(crate) fn newest_merged_stamp(store: &Store) -> Result<Option<Hlc>> {
+    let text: Option<String> = store.read("reading the newest merged draft stamp", |c| {
+        c.query_row("SELECT value FROM meta WHERE key = ?1", [MERGED_STAMP_KEY], |r| r.get(0)).optional()
+    })?;
+    Ok(text.and_then(|t| t.parse().ok()))
+}
+
 /// The newest stamp the store holds (local or merged from another device), to keep this
 /// device's clock after it: an edit made after seeing another device's orders after it.
+/// A scan of every stamp: run once when the store opens (this device's own stamps may be ahead
+/// of a clock that went back while the app was closed); later merges go through the `meta` key.
 pub(crate) fn newest_stamp(store: &Store) -> Result<Option<Hlc>> {
     let text: Option<String> = store.read("reading the newest draft stamp", |c| {
         c.query_row(
@@ -433,6 +468,14 @@ mod tests {
         s.write("t", |tx| apply_merged(tx, &other)).unwrap();
         assert_eq!(drafts_store::get(&s, "d2").unwrap().unwrap().summary.state, DraftState::Editing);
         assert_eq!(newest_stamp(&s).unwrap(), Some(h(20, "b")));
+        // The merged high-water mark follows the merges and never goes back.
+        assert_eq!(newest_merged_stamp(&s).unwrap(), Some(h(20, "b")));
+        let older = draft(vec![field("phone", None, h(5, "c"))]);
+        s.write("t", |tx| apply_merged(tx, &older)).unwrap();
+        assert_eq!(newest_merged_stamp(&s).unwrap(), Some(h(20, "b")));
+        let newer = draft(vec![field("phone", None, h(30, "c"))]);
+        s.write("t", |tx| apply_merged(tx, &newer)).unwrap();
+        assert_eq!(newest_merged_stamp(&s).unwrap(), Some(h(30, "c")));
     }
 
     #[test]
