@@ -24,6 +24,8 @@ pub struct AppState {
     pub identity: Arc<Identity>,
     /// Largest attachment upload, in bytes.
     pub max_blob_bytes: u64,
+    /// Public holidays, for due dates in working days.
+    pub holidays: Arc<crate::cases::holidays::Holidays>,
 }
 
 /// Every route: (method, path). The OpenAPI test checks each one is documented.
@@ -146,7 +148,11 @@ pub async fn prepare_db(config: &ServerConfig) -> anyhow_like::Result<Db> {
 pub async fn prepare(config: &ServerConfig, bound: SocketAddr) -> anyhow_like::Result<AppState> {
     let db = prepare_db(config).await?;
     let identity = Identity::start(&db, &config.identity, bound).await.map_err(anyhow_like::Error)?;
-    Ok(AppState { db, identity, max_blob_bytes: config.max_blob_bytes })
+    let this_year = congdan_core::drafts::validation::CalendarDate::today_utc_plus_7().year;
+    if !config.holidays.covers(this_year) {
+        tracing::warn!(year = this_year, "no public-holiday schedule for this year: due dates skip weekends and fixed-date holidays only (load one with --holidays)");
+    }
+    Ok(AppState { db, identity, max_blob_bytes: config.max_blob_bytes, holidays: Arc::new(config.holidays.clone()) })
 }
 
 async fn bind(config: &ServerConfig) -> anyhow_like::Result<(tokio::net::TcpListener, SocketAddr)> {

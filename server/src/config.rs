@@ -17,6 +17,8 @@ pub struct ServerConfig {
     pub max_blob_bytes: u64,
     /// Login, tokens and roles (docs/identity.md).
     pub identity: IdentityConfig,
+    /// Public holidays for due dates: the built-in Vietnamese calendar, or a published schedule.
+    pub holidays: crate::cases::holidays::Holidays,
 }
 
 impl ServerConfig {
@@ -31,6 +33,7 @@ impl ServerConfig {
             max_body_bytes: 64 * 1024,
             max_blob_bytes: crate::blobs::DEFAULT_MAX_BLOB_BYTES,
             identity: IdentityConfig::embedded(),
+            holidays: crate::cases::holidays::Holidays::vietnam(2025..=2035),
         }
     }
 }

@@ -71,6 +71,10 @@ struct ServeArgs {
     /// Login endpoints: seconds to earn back one request.
     #[arg(long, env = "CONGDAN_AUTH_RATE_REFILL_SECS", default_value_t = 2.0)]
     auth_rate_refill_secs: f64,
+    /// The published public-holiday schedule (one YYYY-MM-DD per line, # comments) for due
+    /// dates; replaces the built-in Vietnamese calendar.
+    #[arg(long, env = "CONGDAN_HOLIDAYS", value_name = "FILE")]
+    holidays: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -137,6 +141,11 @@ async fn run_serve(args: ServeArgs, database_url: String, embedded: bool) -> Res
     config.database_url = database_url;
     config.seed_demo_data = args.seed.unwrap_or(embedded);
     config.identity = identity_config(&args, embedded)?;
+    if let Some(path) = &args.holidays {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("--holidays {}: {e}", path.display()))?;
+        config.holidays = congdan_server::cases::holidays::Holidays::parse(&text)
+            .map_err(|e| format!("--holidays {}: {e}", path.display()))?;
+    }
     congdan_server::serve(config, shutdown_signal()).await.map_err(|e| e.to_string())
 }
 

@@ -4,6 +4,7 @@
 
 pub mod agency;
 pub mod answer;
+pub mod holidays;
 pub mod idempotency;
 pub mod store;
 
@@ -45,19 +46,6 @@ pub(crate) fn error_body(code: &str, message: &str, message_vi: &str, details: O
         error: ErrorDetail { code: code.into(), message: message.into(), message_vi: Some(message_vi.into()), details },
     })
     .unwrap_or_default()
-}
-
-/// `received + days` working days (Monday to Friday; public holidays are not modelled yet).
-pub fn due_date(received: CalendarDate, working_days: u32) -> CalendarDate {
-    let mut date = received;
-    let mut left = working_days;
-    while left > 0 {
-        date = date.add_days(1);
-        if !matches!(date.weekday(), 5 | 6) {
-            left -= 1;
-        }
-    }
-    date
 }
 
 pub async fn submit(
@@ -163,7 +151,7 @@ async fn create_case(state: &AppState, caller: &Authenticated, key: &str, submis
         draft_id: submission.draft_id.clone(),
         values_json,
         received_at_ms: store::now_ms(),
-        due_date: due_date(today, procedure.processing_days).to_string(),
+        due_date: state.holidays.due_date(today, procedure.processing_days).to_string(),
         anonymous: submission.anonymous,
         attachments: submission.attachments.clone(),
         key: key.to_string(),
@@ -176,15 +164,6 @@ async fn create_case(state: &AppState, caller: &Authenticated, key: &str, submis
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn due_dates_skip_weekends() {
-        // Friday 2026-11-20 + 1 working day = Monday 2026-11-23; + 5 = Friday 2026-11-27.
-        let friday = CalendarDate::parse("2026-11-20").unwrap();
-        assert_eq!(due_date(friday, 1).to_string(), "2026-11-23");
-        assert_eq!(due_date(friday, 5).to_string(), "2026-11-27");
-        assert_eq!(due_date(friday, 0).to_string(), "2026-11-20");
-    }
 
     #[test]
     fn idempotency_key_header_forms() {
