@@ -14,6 +14,7 @@ pub mod platform;
 pub mod store;
 pub mod sync;
 pub mod text;
+pub mod tickets;
 
 pub use crate::core::{CatalogService, Core, CoreConfig, DraftsService, IdentityService};
 pub use crate::drafts::agency::AgencyService;

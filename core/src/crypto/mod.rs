@@ -14,7 +14,7 @@ mod keys;
 pub use encoding::{FieldKind, FieldSpec, FieldValue, Fields, Schema};
 pub use keys::{Algorithm, Ed25519Signer, KeySet, P256Signer, PublicKey, Signer};
 
-use encoding::{read_varint, write_varint};
+pub(crate) use encoding::{decode_fields, read_varint, write_varint};
 
 /// Lower-case hexadecimal, as the project writes hashes, ids and wrapped keys.
 pub fn hex(bytes: &[u8]) -> String {
