@@ -16,3 +16,6 @@ pub use wire::{
     TicketError, VerifiedCode, VerifiedTicket, CODE_VERSION, MAX_CODE_LEN, PROOF_TYPE, REVOCATION_LIST_TYPE,
     TICKET_ID_LEN, TICKET_TYPE,
 };
+
+#[cfg(test)]
+mod format_doc_tests;
