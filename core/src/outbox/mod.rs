@@ -131,6 +131,9 @@ fn route(kind: &str) -> Option<Sender> {
             on_rejected: crate::drafts::backup::backup_refused,
         }));
     }
+    if let Some(route) = crate::tickets::gate::taplog::route(kind) {
+        return Some(Sender::Json(route));
+    }
     crate::drafts::commands::route(kind).map(Sender::Json)
 }
 

@@ -7,6 +7,7 @@
 //! - [`network`]: Metro Line 1 stations and fares, for server pricing and gate checks.
 
 pub mod base45;
+pub mod gate;
 pub mod network;
 pub mod wire;
 
