@@ -9,6 +9,7 @@
 pub mod base45;
 pub mod gate;
 pub mod network;
+pub mod qr;
 pub mod wire;
 
 pub use wire::{
