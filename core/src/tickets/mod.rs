@@ -21,3 +21,5 @@ pub use wire::{
 
 #[cfg(test)]
 mod format_doc_tests;
+#[cfg(test)]
+mod fuzz_tests;
