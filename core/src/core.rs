@@ -126,6 +126,11 @@ impl Core {
         DraftsService { core: self.clone() }
     }
 
+    /// QR transit tickets: buy, list, and the rotating code to show at the gate.
+    pub fn tickets(&self) -> crate::tickets::TicketsService {
+        crate::tickets::TicketsService::new(self.clone())
+    }
+
     /// The agency side of cases, for staff with a role `agency:<CODE>`.
     pub fn agency(&self) -> crate::drafts::agency::AgencyService {
         crate::drafts::agency::AgencyService { core: self.clone() }

@@ -60,6 +60,10 @@ pub enum Error {
     /// says why in Vietnamese and English.
     #[error("attachment refused: {problem}")]
     AttachmentRefused { problem: crate::drafts::content_type::AttachmentProblem },
+    /// A ticket that cannot be bought as asked or shown now; `problem.user_message()` says why
+    /// in Vietnamese and English.
+    #[error("ticket: {problem}")]
+    Ticket { problem: crate::tickets::TicketProblem },
     /// An answer to a case whose agency is not (or no longer) asking for information.
     #[error("the case is {status}: no information is asked for")]
     NoInformationRequested { status: String },
@@ -170,6 +174,7 @@ impl Error {
                 "Tài khoản này không có quyền thực hiện việc này.",
                 "This account is not allowed to do this.",
             ),
+            Error::Ticket { problem } => problem.user_message(),
             Error::AttachmentRefused { .. } => (
                 "Tệp này không đính kèm được. Vui lòng chọn ảnh chụp (JPG, PNG, HEIC) hoặc tệp PDF nhỏ hơn.",
                 "This file cannot be attached. Please choose a smaller photo (JPG, PNG, HEIC) or PDF file.",

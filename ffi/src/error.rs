@@ -84,6 +84,7 @@ impl From<Error> for CongdanError {
                 let text = problem.user_message();
                 CongdanError::InvalidInput { message_vi: text.vi, message_en: text.en, detail }
             }
+            Error::Ticket { .. } => CongdanError::InvalidInput { message_vi, message_en, detail },
             Error::Platform { .. } => CongdanError::Platform { message_vi, message_en, detail },
             Error::NotFound { .. } | Error::ProcedureUnavailable { .. } => {
                 CongdanError::NotFound { message_vi, message_en, detail }

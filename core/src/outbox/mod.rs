@@ -134,6 +134,9 @@ fn route(kind: &str) -> Option<Sender> {
     if let Some(route) = crate::tickets::gate::taplog::route(kind) {
         return Some(Sender::Json(route));
     }
+    if let Some(route) = crate::tickets::commands::route(kind) {
+        return Some(Sender::Json(route));
+    }
     crate::drafts::commands::route(kind).map(Sender::Json)
 }
 

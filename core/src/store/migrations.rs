@@ -145,6 +145,32 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE drafts ADD COLUMN deleted_hlc TEXT NOT NULL DEFAULT '';
     ALTER TABLE drafts ADD COLUMN backup_pending INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 8: a metro gate's durable tap log (every decision, and peers' accepted taps) and the
+    // trust material it keeps across restarts (operator keys, signed revocation list).
+    r#"
+    CREATE TABLE gate_taps (
+        id             INTEGER PRIMARY KEY,
+        gate_id        TEXT NOT NULL,
+        station_id     INTEGER NOT NULL,
+        direction      TEXT NOT NULL,
+        ticket_id      BLOB,
+        decision       TEXT NOT NULL,
+        slot_start     INTEGER,
+        consumed_until INTEGER,
+        tapped_at      INTEGER NOT NULL,
+        source         TEXT NOT NULL,
+        upload_batch   TEXT,
+        uploaded       INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX gate_taps_recent ON gate_taps(tapped_at) WHERE decision = 'accept';
+    CREATE INDEX gate_taps_consumed ON gate_taps(consumed_until) WHERE consumed_until IS NOT NULL;
+    CREATE INDEX gate_taps_to_upload ON gate_taps(id) WHERE upload_batch IS NULL;
+    CREATE INDEX gate_taps_batch ON gate_taps(upload_batch);
+    CREATE TABLE gate_trust (
+        name  TEXT PRIMARY KEY NOT NULL,
+        value BLOB NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

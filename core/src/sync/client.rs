@@ -1,7 +1,7 @@
 //! HTTP client to the congdan server: JSON over HTTPS (plain HTTP only to loopback), timeouts,
 //! and retries with exponential backoff and full jitter for transient failures only.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -79,6 +79,8 @@ pub struct ApiClient {
     dpop_nonce: Arc<Mutex<Option<String>>>,
     /// Server clock minus phone clock, learned from the last sync (0 until then).
     clock_offset_ms: Arc<AtomicI64>,
+    /// Whether `clock_offset_ms` was learned from this server since the client was made.
+    clock_offset_known: Arc<AtomicBool>,
 }
 
 /// Adds authentication headers to one attempt of a request. Called again for every attempt,
@@ -150,6 +152,7 @@ impl ApiClient {
             retry: config.retry,
             dpop_nonce: Arc::new(Mutex::new(None)),
             clock_offset_ms: Arc::new(AtomicI64::new(0)),
+            clock_offset_known: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -158,8 +161,30 @@ impl ApiClient {
         self.clock_offset_ms.load(Ordering::Relaxed)
     }
 
+    /// The offset if a response of this server taught it since the client was made.
+    pub fn learned_clock_offset_ms(&self) -> Option<i64> {
+        self.clock_offset_known.load(Ordering::Relaxed).then(|| self.clock_offset_ms())
+    }
+
     pub(crate) fn set_clock_offset_ms(&self, offset: i64) {
         self.clock_offset_ms.store(offset, Ordering::Relaxed);
+        self.clock_offset_known.store(true, Ordering::Relaxed);
+    }
+
+    /// Learns the offset from a response's `Date` header (RFC 9110: whole seconds), taking the
+    /// middle of the request as the moment the server stamped it. The sync's millisecond server
+    /// time is better, so a `Date` only sets the offset when none is known yet or when the clocks
+    /// moved by more than its rounding (the phone's clock was changed).
+    fn observe_server_date(&self, date: &str, sent_at_ms: i64, received_at_ms: i64) {
+        let Ok(server) = httpdate::parse_http_date(date.trim()) else { return };
+        let Ok(since_epoch) = server.duration_since(std::time::UNIX_EPOCH) else { return };
+        let server_ms = since_epoch.as_millis() as i64 + 500; // somewhere in that second
+        let estimate = server_ms - (sent_at_ms + received_at_ms) / 2;
+        let slack = 1_000 + (received_at_ms - sent_at_ms).max(0) / 2;
+        match self.learned_clock_offset_ms() {
+            Some(known) if (known - estimate).abs() <= slack => {}
+            _ => self.set_clock_offset_ms(estimate),
+        }
     }
 
     fn current_nonce(&self) -> Option<String> {
@@ -233,6 +258,7 @@ impl ApiClient {
                 Err(e) => return Attempt::Done(Err(e)),
             }
         }
+        let sent_at_ms = crate::store::now_millis();
         let sent = builder.send().await;
         let response = match sent {
             Ok(r) => r,
@@ -246,6 +272,9 @@ impl ApiClient {
             }
         };
         let status = response.status();
+        if let Some(date) = response.headers().get(header::DATE).and_then(|v| v.to_str().ok()) {
+            self.observe_server_date(date, sent_at_ms, crate::store::now_millis());
+        }
         if let Some(nonce) = response.headers().get("dpop-nonce").and_then(|v| v.to_str().ok()) {
             if nonce.len() <= 256 {
                 *self.dpop_nonce.lock().unwrap_or_else(|p| p.into_inner()) = Some(nonce.to_string());

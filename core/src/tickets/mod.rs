@@ -5,11 +5,19 @@
 //!   at the gate; `docs/ticket-format.md` has the bytes and test vectors.
 //! - [`base45`]: the code's QR text (alphanumeric mode).
 //! - [`network`]: Metro Line 1 stations and fares, for server pricing and gate checks.
+//! - [`qr`]: the code drawn as a QR symbol (matrix, SVG, PNG).
+//! - the rider's phone: [`TicketsService`] (`Core::tickets()`), with [`store`] (tickets kept
+//!   offline), [`commands`] (`ticket.purchase` in the one outbox) and [`changes`]
+//!   (`ticket.issued`, `ticket.revoked` from the account feed).
 
 pub mod base45;
+pub mod changes;
+pub mod commands;
 pub mod gate;
 pub mod network;
+mod phone;
 pub mod qr;
+pub mod store;
 pub mod wire;
 
 pub use wire::{
@@ -17,6 +25,9 @@ pub use wire::{
     read_ticket_unverified, ticket_id, verify_code, verify_ticket, Concession, ParsedCode, Product, Ticket,
     TicketError, VerifiedCode, VerifiedTicket, CODE_VERSION, MAX_CODE_LEN, PROOF_TYPE, REVOCATION_LIST_TYPE,
     TICKET_ID_LEN, TICKET_TYPE,
+};
+pub use phone::{
+    code_at, status_of, TicketCode, TicketProblem, TicketStatus, TicketSummary, TicketsService, DEFAULT_SLOT_SECONDS,
 };
 
 #[cfg(test)]

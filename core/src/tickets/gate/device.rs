@@ -3,7 +3,7 @@
 //! it has a server link at all).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::core::Core;
 use crate::error::{Error, Result};
@@ -27,13 +27,19 @@ pub fn unix_now() -> u64 {
 pub struct Gate {
     core: Core,
     validator: Arc<GateValidator>,
-    peers: Option<Arc<PeerLink>>,
+    /// The station network, once joined.
+    peers: Mutex<Option<Arc<PeerLink>>>,
 }
 
 impl Gate {
     /// Opens the gate on `core`'s store: the keys and revocation list it held before a restart,
     /// and the accepted taps of the last pass-back window replayed into the validator.
     pub fn open(core: Core, config: GateConfig, now: u64) -> Result<Gate> {
+        // The server and the peers both carry the gate id: 1 to 32 letters, digits, '-', '_', '.'.
+        let id = &config.gate_id;
+        if id.is_empty() || id.len() > 32 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+            return Err(Error::InvalidConfig("gate id: 1 to 32 letters, digits, '-', '_' or '.'".into()));
+        }
         let store = core.store();
         let keys = match taplog::load_trust(store, TRUST_KEYS)? {
             Some(json) => OperatorKeys::from_json(&json).map_err(|e| Error::BadData(e.to_string()))?,
@@ -50,7 +56,7 @@ impl Gate {
         for tap in taplog::recent_accepted(store, now, window)? {
             validator.record_tap(&tap, now);
         }
-        Ok(Gate { core, validator, peers: None })
+        Ok(Gate { core, validator, peers: Mutex::new(None) })
     }
 
     pub fn validator(&self) -> &Arc<GateValidator> {
@@ -76,8 +82,10 @@ impl Gate {
 
     fn after(&self, decision: Decision, now: u64) -> Result<Decision> {
         // Peers first: they need it within the slot, the log only needs it before a restart.
-        if let (Decision::Accept(accepted), Some(peers)) = (&decision, &self.peers) {
-            peers.announce(&accepted.tap(now));
+        if let Decision::Accept(accepted) = &decision {
+            if let Some(peers) = self.peer_link() {
+                peers.announce(&accepted.tap(now));
+            }
         }
         taplog::log_decision(self.core.store(), self.validator.config(), &decision, now)?;
         Ok(decision)
@@ -100,7 +108,11 @@ impl Gate {
 
     /// Joins the station network: listens on `listen` and tells `peers` about every accept.
     /// Peer taps are applied to pass-back at once and logged. Returns the bound address.
-    pub fn join_station(&mut self, listen: SocketAddr, peers: Vec<SocketAddr>, key: StationKey) -> Result<SocketAddr> {
+    fn peer_link(&self) -> Option<Arc<PeerLink>> {
+        self.peers.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn join_station(&self, listen: SocketAddr, peers: Vec<SocketAddr>, key: StationKey) -> Result<SocketAddr> {
         let io = |e: std::io::Error| Error::InvalidConfig(format!("station network: {e}"));
         let link = Arc::new(PeerLink::bind(listen, peers, key, &self.validator.config().gate_id).map_err(io)?);
         let addr = link.local_addr().map_err(io)?;
@@ -115,7 +127,7 @@ impl Gate {
             }
         })
         .map_err(io)?;
-        if let Some(old) = self.peers.replace(link) {
+        if let Some(old) = self.peers.lock().unwrap_or_else(|p| p.into_inner()).replace(link) {
             old.stop();
         }
         Ok(addr)
@@ -123,7 +135,7 @@ impl Gate {
 
     /// (datagrams sent to peers, sends that failed).
     pub fn peer_counters(&self) -> (u64, u64) {
-        self.peers.as_ref().map(|p| p.counters()).unwrap_or((0, 0))
+        self.peer_link().map(|p| p.counters()).unwrap_or((0, 0))
     }
 
     /// One exchange with the server: pull keys, then the revocation list (verified with the
@@ -173,7 +185,7 @@ impl Gate {
 
 impl Drop for Gate {
     fn drop(&mut self) {
-        if let Some(peers) = &self.peers {
+        if let Some(peers) = self.peer_link() {
             peers.stop();
         }
     }

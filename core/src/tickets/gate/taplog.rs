@@ -20,7 +20,7 @@ use crate::store::Store;
 pub const UPLOAD_KIND: &str = "gate.taps";
 pub const UPLOAD_PATH: &str = "v1/operator/taps";
 /// Taps per upload command: well inside the server's body limit.
-pub const UPLOAD_BATCH: usize = 500;
+pub const UPLOAD_BATCH: usize = 400;
 
 /// Where a logged tap came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,10 +90,12 @@ fn insert(
                 Source::Local => "local",
                 Source::Peer => "peer",
             },
-            // Peer taps are never uploaded by this gate: mark them as done.
-            match source {
-                Source::Local => None,
-                Source::Peer => Some("peer"),
+            // Peer taps are uploaded by their own gate, and a code too broken to have a ticket
+            // id tells the server nothing: neither is queued for upload.
+            match (source, ticket_id) {
+                (Source::Peer, _) => Some("peer"),
+                (Source::Local, None) => Some("local-only"),
+                (Source::Local, Some(_)) => None,
             },
         ])
         .map_err(Error::db(ctx))?;
@@ -135,8 +137,8 @@ pub fn recent_accepted(store: &Store, now: u64, window_s: u64) -> Result<Vec<Tap
 /// One tap as uploaded to `POST /v1/operator/taps`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct UploadedTap {
-    /// Hex of the 16-byte ticket id; absent for a code too broken to have one.
-    pub ticket_id: Option<String>,
+    /// Hex of the 16-byte ticket id.
+    pub ticket_id: String,
     pub station: u64,
     pub gate: String,
     pub direction: String,
@@ -144,7 +146,6 @@ pub struct UploadedTap {
     pub at: u64,
     /// `accept` or the refusal reason's code.
     pub decision: String,
-    pub slot_start: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -160,23 +161,22 @@ pub fn queue_upload(store: &Store) -> Result<usize> {
         let rows: Vec<(i64, UploadedTap)> = {
             let mut stmt = tx
                 .prepare_cached(
-                    "SELECT id, ticket_id, station_id, gate_id, direction, tapped_at, decision, slot_start FROM gate_taps \
+                    "SELECT id, ticket_id, station_id, gate_id, direction, tapped_at, decision FROM gate_taps \
                      WHERE upload_batch IS NULL ORDER BY id LIMIT ?1",
                 )
                 .map_err(Error::db(ctx))?;
             let rows = stmt
                 .query_map([UPLOAD_BATCH as i64], |r| {
-                    let id: Option<Vec<u8>> = r.get(1)?;
+                    let id: Vec<u8> = r.get(1)?;
                     Ok((
                         r.get(0)?,
                         UploadedTap {
-                            ticket_id: id.map(|b| crate::crypto::hex(&b)),
+                            ticket_id: crate::crypto::hex(&id),
                             station: r.get::<_, i64>(2)?.max(0) as u64,
                             gate: r.get(3)?,
                             direction: r.get(4)?,
                             at: r.get::<_, i64>(5)?.max(0) as u64,
                             decision: r.get(6)?,
-                            slot_start: r.get::<_, Option<i64>>(7)?.map(|s| s.max(0) as u64),
                         },
                     ))
                 })
@@ -231,7 +231,7 @@ pub fn status(store: &Store) -> Result<TapLogStatus> {
     store.read("counting gate taps", |c| {
         c.query_row(
             "SELECT count(*), coalesce(sum(decision = 'accept'), 0), \
-             coalesce(sum(source = 'local' AND uploaded = 0), 0) FROM gate_taps",
+             coalesce(sum(source = 'local' AND ticket_id IS NOT NULL AND uploaded = 0), 0) FROM gate_taps",
             [],
             |r| {
                 Ok(TapLogStatus {
