@@ -520,3 +520,50 @@ async fn a_draft_continues_on_another_phone_and_concurrent_edits_merge_per_field
     assert!(b.drafts().list().unwrap().iter().all(|d| d.id != draft.id));
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_phone_two_residents_each_command_goes_with_its_own_account() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = config(&tmp.path().join("server"));
+    // Three logins from one address: more than the login rate limit's burst allows.
+    c.identity.auth_rate_limit = congdan_server::config::RateLimit { burst: 1_000, refill_secs: 0.01 };
+    let s = congdan_server::start(c).await.unwrap();
+    let core = phone(&tmp.path().join("phone"), &s.url());
+    let photo = jpeg_photo(40 * 1024);
+
+    // Lan sends a report with a photo, queues a second one and hands the phone over.
+    login(&core, "lan").await;
+    core.sync(&quiet).await.unwrap();
+    report_with_photo(&core, &photo).await;
+    assert_eq!(core.send_outbox().await.unwrap().sent, 2, "the upload and the case");
+    let (lans_second, _) = report_with_photo(&core, &photo).await;
+    assert!(core.identity().logout().await.unwrap());
+
+    // Minh logs in on the same phone: Lan's queued case is not sent with Minh's tokens.
+    login(&core, "minh").await;
+    let report = core.send_outbox().await.unwrap();
+    assert_eq!(report.sent, 0, "{report:?}");
+    assert_eq!(core.drafts().outbox(&lans_second).unwrap()[0].state, OutboxState::Waiting);
+    assert_eq!(server_count(&s, "SELECT count(*) FROM cases").await, 1);
+    // Minh's own report with the same photo: the server has it for Lan only, so it is uploaded
+    // again for Minh before his case.
+    let (minhs, _) = report_with_photo(&core, &photo).await;
+    let report = core.send_outbox().await.unwrap();
+    assert_eq!((report.sent, report.rejected), (2, 0), "Minh's upload and case: {report:?}");
+    assert_eq!(core.drafts().get(&minhs).unwrap().unwrap().summary.state, DraftState::Submitted);
+    assert_eq!(core.drafts().outbox(&lans_second).unwrap()[0].state, OutboxState::Waiting);
+    assert!(core.identity().logout().await.unwrap());
+
+    // Lan comes back: her case goes, as hers.
+    login(&core, "lan").await;
+    let report = core.send_outbox().await.unwrap();
+    assert_eq!((report.sent, report.rejected), (1, 0), "{report:?}");
+    assert_eq!(server_count(&s, "SELECT count(*) FROM cases").await, 3);
+    assert_eq!(server_count(&s, "SELECT count(DISTINCT account_id) FROM cases").await, 2);
+    assert_eq!(
+        server_count(&s, "SELECT count(*) FROM cases c JOIN cases f ON f.account_id = c.account_id AND f.id <> c.id").await,
+        2,
+        "Lan's two cases under one account"
+    );
+    s.shutdown().await;
+}

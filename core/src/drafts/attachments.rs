@@ -379,7 +379,8 @@ pub(crate) fn enqueue_uploads(tx: &Transaction<'_>, draft_id: &str) -> Result<()
             .prepare_cached(
                 "SELECT DISTINCT b.sha256, b.size, b.media_type FROM draft_attachments a \
                  JOIN blobs b ON b.sha256 = a.sha256 \
-                 WHERE a.draft_id = ?1 AND b.uploaded_at IS NULL AND NOT EXISTS (\
+                 WHERE a.draft_id = ?1 AND (b.uploaded_at IS NULL \
+                     OR b.uploaded_for IS NOT (SELECT account_id FROM session WHERE id = 1)) AND NOT EXISTS (\
                      SELECT 1 FROM outbox o WHERE o.kind = ?2 AND o.subject = b.sha256 \
                      AND o.state IN ('waiting', 'sending')) ORDER BY b.sha256",
             )
@@ -535,7 +536,8 @@ async fn upload(store: &Store, session: &Session<'_>, sha256: &str) -> Result<se
 /// The server has the whole file, checked.
 pub(crate) fn uploaded(tx: &Transaction<'_>, sha256: &str, _result: &serde_json::Value) -> Result<()> {
     tx.execute(
-        "UPDATE blobs SET uploaded_bytes = size, uploaded_at = ?2 WHERE sha256 = ?1",
+        "UPDATE blobs SET uploaded_bytes = size, uploaded_at = ?2, \
+             uploaded_for = (SELECT account_id FROM session WHERE id = 1) WHERE sha256 = ?1",
         params![sha256, now_millis()],
     )
     .map_err(Error::db("recording an upload"))?;

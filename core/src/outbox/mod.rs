@@ -163,7 +163,8 @@ fn claim(store: &Store, id: i64) -> Result<bool> {
     store.write("updating a command", |tx| {
         let n = tx
             .execute(
-                "UPDATE outbox SET state = ?3, updated_at = ?2 WHERE id = ?1 AND state = 'waiting'",
+                "UPDATE outbox SET state = ?3, updated_at = ?2, account_id = coalesce(account_id, \
+                     (SELECT account_id FROM session WHERE id = 1)) WHERE id = ?1 AND state = 'waiting'",
                 params![id, now_millis(), OutboxState::Sending.as_str()],
             )
             .map_err(Error::db("updating a command"))?;
@@ -185,7 +186,8 @@ pub(crate) fn enqueue(tx: &Transaction<'_>, kind: &str, subject: &str, payload: 
     let now = now_millis();
     tx.execute(
         "INSERT INTO outbox(idempotency_key, kind, subject, payload, state, attempts, next_attempt_at, \
-             created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 'waiting', 0, ?5, ?5, ?5)",
+             created_at, updated_at, account_id) VALUES (?1, ?2, ?3, ?4, 'waiting', 0, ?5, ?5, ?5, \
+             (SELECT account_id FROM session WHERE id = 1))",
         params![key, kind, subject, payload.to_string(), now],
     )
     .map_err(Error::db("queueing a command"))?;
@@ -247,10 +249,16 @@ pub(crate) fn make_due(store: &Store) -> Result<()> {
     })
 }
 
-/// The earliest time a waiting command is due (for the sender's single timer), if any.
+/// The commands the logged-in account may send: its own and those queued while logged out.
+/// Another account's commands wait for that account's next login (never sent with these tokens).
+const FOR_THIS_ACCOUNT: &str = "(account_id IS NULL OR account_id = (SELECT account_id FROM session WHERE id = 1))";
+
+/// The earliest time a waiting command of this account is due (for the sender's single timer).
 pub(crate) fn next_due_at(store: &Store) -> Result<Option<i64>> {
     store.read("reading the outbox", |c| {
-        c.query_row("SELECT min(next_attempt_at) FROM outbox WHERE state = 'waiting'", [], |r| r.get(0))
+        c.query_row(&format!("SELECT min(next_attempt_at) FROM outbox WHERE state = 'waiting' AND {FOR_THIS_ACCOUNT}"), [], |r| {
+            r.get(0)
+        })
     })
 }
 
@@ -288,10 +296,10 @@ pub(crate) async fn drain(store: &Store, session: &Session<'_>) -> Result<DrainR
     let mut report = DrainReport::default();
     let now = now_millis();
     let due: Vec<Due> = store.read("reading due commands", |c| {
-        let mut stmt = c.prepare_cached(
+        let mut stmt = c.prepare_cached(&format!(
             "SELECT id, idempotency_key, kind, subject, payload, attempts FROM outbox \
-             WHERE state = 'waiting' AND next_attempt_at <= ?1 ORDER BY id",
-        )?;
+             WHERE state = 'waiting' AND next_attempt_at <= ?1 AND {FOR_THIS_ACCOUNT} ORDER BY id"
+        ))?;
         let rows = stmt.query_map([now], |r| {
             Ok(Due {
                 id: r.get(0)?,

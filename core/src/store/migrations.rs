@@ -171,6 +171,16 @@ const MIGRATIONS: &[&str] = &[
         value BLOB NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 9: one phone, several residents over time (a shared family phone, a new owner): a command
+    // belongs to the account logged in when it was queued (NULL: queued logged out, taken by the
+    // next login) and is only sent with that account's tokens; a file counts as uploaded only
+    // for the account that uploaded it, as the server keeps files per resident.
+    r#"
+    ALTER TABLE outbox ADD COLUMN account_id TEXT;
+    UPDATE outbox SET account_id = (SELECT account_id FROM session WHERE id = 1);
+    ALTER TABLE blobs ADD COLUMN uploaded_for TEXT;
+    UPDATE blobs SET uploaded_for = (SELECT account_id FROM session WHERE id = 1) WHERE uploaded_at IS NOT NULL;
+    "#,
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
