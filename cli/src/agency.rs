@@ -16,9 +16,17 @@ pub enum AgencyAction {
         status: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// The next page: the cursor printed under the previous one.
+        #[arg(long)]
+        cursor: Option<String>,
     },
-    /// One case (by id or case number) with its values, timeline and who sent it.
+    /// One case (by id or case number) with its values, timeline, files and who sent it.
     Show { case_id: String },
+    /// The files of a case: `congdan agency attachment get CASE_ID SHA256 --out photo.jpg`.
+    Attachment {
+        #[command(subcommand)]
+        action: AttachmentAction,
+    },
     /// Move a case on: `congdan agency status CASE_ID needs_information --message "…" --field tenant_phone`.
     Status {
         case_id: String,
@@ -33,6 +41,19 @@ pub enum AgencyAction {
         /// The result once done (a short text or a link to the document).
         #[arg(long)]
         result: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AttachmentAction {
+    /// Download one file of a case (by id or case number), checked against its SHA-256.
+    Get {
+        case_id: String,
+        /// The file's SHA-256, as `agency show` lists it.
+        sha256: String,
+        /// Where to write it (default: the hash, in the current directory).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
     },
 }
 
@@ -66,6 +87,12 @@ fn print_case(en: bool, case: &congdan_core::drafts::wire::AgencyCaseView) {
     if let Some(doc) = &case.result_document {
         println!("{}: {doc}", pick(en, "Kết quả", "Result"));
     }
+    if !case.attachments.is_empty() {
+        println!("{}:", pick(en, "Tệp đính kèm", "Files"));
+    }
+    for file in &case.attachments {
+        println!("  {}  {}  {}  {} {}", file.field, file.sha256, file.media_type, file.size, pick(en, "byte", "bytes"));
+    }
 }
 
 /// A case id, or a case number looked up in the agency's latest cases.
@@ -73,15 +100,16 @@ async fn resolve(agency: &congdan_core::AgencyService, id_or_number: &str) -> Re
     if !id_or_number.contains('-') || !id_or_number.chars().next().is_some_and(|c| c.is_ascii_uppercase()) {
         return Ok(id_or_number.to_string());
     }
-    let found = agency.list_cases(None, 100).await?.into_iter().find(|c| c.case_number == id_or_number);
+    let found = agency.list_cases(None, 100, None).await?.cases.into_iter().find(|c| c.case_number == id_or_number);
     Ok(found.map_or_else(|| id_or_number.to_string(), |c| c.case_id))
 }
 
 pub async fn run(core: &Core, action: AgencyAction, en: bool) -> Result<(), Error> {
     let agency = core.agency();
     match action {
-        AgencyAction::Cases { status, limit } => {
-            let cases = agency.list_cases(status.as_deref(), limit).await?;
+        AgencyAction::Cases { status, limit, cursor } => {
+            let page = agency.list_cases(status.as_deref(), limit, cursor.as_deref()).await?;
+            let cases = page.cases;
             if cases.is_empty() {
                 println!("{}", pick(en, "Không có hồ sơ nào.", "No cases."));
             }
@@ -97,6 +125,15 @@ pub async fn run(core: &Core, action: AgencyAction, en: bool) -> Result<(), Erro
                     c.due_date
                 );
             }
+            if let Some(next) = page.next_cursor {
+                println!("{} --cursor {next}", pick(en, "Trang sau:", "Next page:"));
+            }
+        }
+        AgencyAction::Attachment { action: AttachmentAction::Get { case_id, sha256, out } } => {
+            let case_id = resolve(&agency, &case_id).await?;
+            let dest = out.unwrap_or_else(|| std::path::PathBuf::from(&sha256));
+            let size = agency.download_attachment(&case_id, &sha256, &dest).await?;
+            println!("{} {} ({size} {})", pick(en, "Đã tải về", "Downloaded to"), dest.display(), pick(en, "byte", "bytes"));
         }
         AgencyAction::Show { case_id } => print_case(en, &agency.get_case(&resolve(&agency, &case_id).await?).await?),
         AgencyAction::Status { case_id, status, message, fields, result } => {

@@ -200,6 +200,14 @@ async fn temporary_residence_offline_to_done_with_the_demo_agency() {
     assert!(ok && out.contains(&number) && out.contains("CT-TAM-TRU"), "{out}{err}");
     let (ok, out, err) = congdan(&staff, &url, &["agency", "show", &number]);
     assert!(ok && out.contains("Nguyễn Thị Lan") && out.contains("tenant_phone = 0901234567"), "{out}{err}");
+    // The photo is listed with its hash, and downloads intact.
+    let listed = out.lines().find_map(|l| l.trim().strip_prefix("rental_contract  ")).unwrap_or_else(|| panic!("{out}"));
+    let sha = listed.split_whitespace().next().unwrap().to_string();
+    assert!(listed.ends_with(&format!("image/jpeg  {} byte", jpeg.len())), "{out}");
+    let copy = tmp.path().join("agency-copy.jpg");
+    let (ok, out, err) = congdan(&staff, &url, &["agency", "attachment", "get", &number, &sha, "--out", copy.to_str().unwrap()]);
+    assert!(ok && out.contains("Đã tải về"), "{out}{err}");
+    assert_eq!(std::fs::read(&copy).unwrap(), jpeg);
     let (ok, out, err) = congdan(&staff, &url, &[
         "agency", "status", &number, "needs_information",
         "--message", "Số điện thoại không liên lạc được, vui lòng kiểm tra lại.",

@@ -1,7 +1,7 @@
 //! The agency side of cases, for staff logged in with a role `agency:<CODE>`: list incoming
 //! cases, open one, move it through its statuses (a command in the one outbox, sent once).
 
-use congdan_core::drafts::wire::{self, AgencyCaseSummary, AgencyResident};
+use congdan_core::drafts::wire::{self, AgencyAttachment, AgencyCaseList, AgencyCaseSummary, AgencyResident};
 use congdan_core::AgencyService;
 
 use congdan_core::drafts::changes::TimelineEntry;
@@ -18,6 +18,22 @@ pub struct AgencyCaseSummary {
     pub received_at_ms: i64,
     pub due_date: String,
     pub overdue: bool,
+}
+
+/// A page of the agency's cases; pass `next_cursor` back for the next (`null` on the last).
+#[uniffi::remote(Record)]
+pub struct AgencyCaseList {
+    pub cases: Vec<AgencyCaseSummary>,
+    pub next_cursor: Option<String>,
+}
+
+/// A file a case was submitted with: the form's attachment rule, hash, type and size.
+#[uniffi::remote(Record)]
+pub struct AgencyAttachment {
+    pub field: String,
+    pub sha256: String,
+    pub media_type: String,
+    pub size: u64,
 }
 
 #[uniffi::remote(Record)]
@@ -43,6 +59,7 @@ pub struct AgencyCaseView {
     pub anonymous: bool,
     pub fields: Vec<DraftField>,
     pub resident: Option<AgencyResident>,
+    pub attachments: Vec<AgencyAttachment>,
 }
 
 impl From<wire::AgencyCaseView> for AgencyCaseView {
@@ -62,6 +79,7 @@ impl From<wire::AgencyCaseView> for AgencyCaseView {
             anonymous: v.anonymous,
             fields: v.values.into_iter().map(|(field_id, value)| DraftField { field_id, value }).collect(),
             resident: v.resident,
+            attachments: v.attachments,
         }
     }
 }
@@ -75,13 +93,21 @@ pub struct AgencyApi {
 
 #[uniffi::export(async_runtime = "tokio")]
 impl AgencyApi {
-    /// The agency's cases, newest first, optionally of one status; `limit` 1 to 100.
-    pub async fn list_cases(&self, status: Option<String>, limit: u32) -> Result<Vec<AgencyCaseSummary>, CongdanError> {
-        Ok(self.inner.list_cases(status.as_deref(), limit).await?)
+    /// One page of the agency's cases, newest first, optionally of one status; `limit` 1 to
+    /// 100; `cursor` is the previous page's `next_cursor` (`null` for the first page).
+    pub async fn list_cases(&self, status: Option<String>, limit: u32, cursor: Option<String>) -> Result<AgencyCaseList, CongdanError> {
+        Ok(self.inner.list_cases(status.as_deref(), limit, cursor.as_deref()).await?)
     }
 
     pub async fn get_case(&self, case_id: String) -> Result<AgencyCaseView, CongdanError> {
         Ok(self.inner.get_case(&case_id).await?.into())
+    }
+
+    /// Downloads one of the case's `attachments` (by its SHA-256) to the file `dest_path`, in
+    /// pieces, resuming an interrupted download; the file appears only whole and with the right
+    /// hash. Returns its size. Throws `NotFound` for a file the case does not have.
+    pub async fn download_attachment(&self, case_id: String, sha256: String, dest_path: String) -> Result<u64, CongdanError> {
+        Ok(self.inner.download_attachment(&case_id, &sha256, std::path::Path::new(&dest_path)).await?)
     }
 
     /// Moves a case to `status` (`processing`, `needs_information` with a message and the

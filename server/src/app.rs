@@ -44,6 +44,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/agency/cases"),
     ("get", "/v1/agency/cases/{id}"),
     ("post", "/v1/agency/cases/{id}/status"),
+    ("get", "/v1/agency/cases/{id}/attachments/{sha256}"),
+    ("get", "/v1/blobs/{sha256}"),
     ("get", "/v1/me"),
     ("post", "/v1/blobs"),
     ("patch", "/v1/blobs/{sha256}"),
@@ -64,13 +66,14 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/me", get(identity::routes::me))
         .route("/v1/blobs", post(blobs::offer))
         // The one route whose body may exceed the JSON limit: one attachment chunk.
-        .route("/v1/blobs/{sha256}", patch(blobs::append).layer(DefaultBodyLimit::max(blobs::CHUNK_BYTES)))
+        .route("/v1/blobs/{sha256}", patch(blobs::append).layer(DefaultBodyLimit::max(blobs::CHUNK_BYTES)).get(blobs::download))
         .route("/v1/drafts/{id}", put(drafts::backup))
         .route("/v1/cases", post(cases::submit))
         .route("/v1/cases/{id}/answer", post(cases::answer::answer))
         .route("/v1/agency/cases", get(cases::agency::list))
         .route("/v1/agency/cases/{id}", get(cases::agency::get))
-        .route("/v1/agency/cases/{id}/status", post(cases::agency::set_status));
+        .route("/v1/agency/cases/{id}/status", post(cases::agency::set_status))
+        .route("/v1/agency/cases/{id}/attachments/{sha256}", get(cases::agency::attachment));
     if let Some(dev_idp) = state.identity.dev_idp_router() {
         app = app.nest_service("/dev-idp", dev_idp);
     }

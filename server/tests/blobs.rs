@@ -222,3 +222,129 @@ on_both_backends!(a_case_names_only_its_residents_complete_files, |b: Backend| a
     assert_eq!(files, vec![("photos".to_string(), sha.clone())]);
     server.shutdown().await;
 });
+
+/// `GET path` with a DPoP proof and an optional `Range` header.
+async fn download(s: &mut Session, path: &str, range: Option<&str>) -> reqwest::Response {
+    let url = format!("{}{path}", s.base);
+    for attempt in 0..2 {
+        let token = s.tokens.access_token.clone();
+        let proof = s.device.proof("GET", &url, Some(&token), s.nonce.as_deref());
+        let mut req = http().get(&url).header("DPoP", proof).header("Authorization", format!("DPoP {token}"));
+        if let Some(range) = range {
+            req = req.header("Range", range);
+        }
+        let r = req.send().await.unwrap();
+        if let Some(n) = r.headers().get("dpop-nonce") {
+            s.nonce = Some(n.to_str().unwrap().to_string());
+        }
+        if r.status() == 401 && attempt == 0 {
+            continue;
+        }
+        return r;
+    }
+    unreachable!()
+}
+
+fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
+    r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+}
+
+on_both_backends!(a_resident_downloads_only_their_own_complete_files, |b: Backend| async move {
+    let server = common::start(&b.url).await;
+    let base = server.url();
+    let mut lan = login(&base, "lan").await;
+    let mut minh = login(&base, "minh").await;
+    // Several chunks, the last one short: the download walks them all.
+    let photo = jpeg(2 * CHUNK_BYTES + 1000, 7);
+    let sha = sha_hex(&photo);
+    offset_of(upload(&mut lan, &sha, &photo, "image/jpeg").await).await;
+    let path = format!("/v1/blobs/{sha}");
+
+    let r = download(&mut lan, &path, None).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "content-type"), "image/jpeg");
+    assert_eq!(header(&r, "content-length"), photo.len().to_string());
+    assert_eq!(header(&r, "cache-control"), "private, no-store");
+    assert_eq!(header(&r, "x-content-type-options"), "nosniff");
+    assert_eq!(header(&r, "etag"), format!("\"{sha}\""));
+    assert_eq!(r.bytes().await.unwrap().to_vec(), photo, "the same bytes");
+
+    // A part across a chunk boundary, and the rest from an offset.
+    let (from, to) = (CHUNK_BYTES - 10, CHUNK_BYTES + 20);
+    let r = download(&mut lan, &path, Some(&format!("bytes={from}-{to}"))).await;
+    assert_eq!(r.status(), 206);
+    assert_eq!(header(&r, "content-range"), format!("bytes {from}-{to}/{}", photo.len()));
+    assert_eq!(r.bytes().await.unwrap().to_vec(), photo[from..=to].to_vec());
+    let r = download(&mut lan, &path, Some(&format!("bytes={}-", 2 * CHUNK_BYTES + 500))).await;
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().await.unwrap().to_vec(), photo[2 * CHUNK_BYTES + 500..].to_vec());
+    let r = download(&mut lan, &path, Some(&format!("bytes={}-", photo.len()))).await;
+    assert_eq!(r.status(), 416);
+    assert_eq!(header(&r, "content-range"), format!("bytes */{}", photo.len()));
+
+    // Someone else's file: 404, like a file that does not exist; so is one still uploading.
+    let r = download(&mut minh, &path, None).await;
+    assert_eq!((r.status().as_u16(), error_code(r).await.as_str()), (404, "blob_not_found"));
+    let unknown = sha_hex(b"nothing");
+    let r = download(&mut lan, &format!("/v1/blobs/{unknown}"), None).await;
+    assert_eq!(r.status(), 404);
+    let half = jpeg(CHUNK_BYTES + 10, 8);
+    let half_sha = sha_hex(&half);
+    offset_of(offer(&mut lan, &half_sha, half.len(), "image/jpeg").await).await;
+    offset_of(patch(&mut lan, &half_sha, 0, &half[..CHUNK_BYTES]).await).await;
+    let r = download(&mut lan, &format!("/v1/blobs/{half_sha}"), None).await;
+    assert_eq!(r.status(), 404);
+    let r = download(&mut lan, "/v1/blobs/not-a-hash", None).await;
+    assert_eq!((r.status().as_u16(), error_code(r).await.as_str()), (422, "invalid_sha256"));
+    let r = http().get(format!("{base}{path}")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    server.shutdown().await;
+});
+
+on_both_backends!(an_agency_sees_and_downloads_the_files_of_its_own_cases_only, |b: Backend| async move {
+    let server = common::start(&b.url).await;
+    let base = server.url();
+    let mut lan = login(&base, "lan").await;
+    let mut hotline = login(&base, "hotline").await;
+    let mut staff = login(&base, "staff").await;
+    let photo = jpeg(CHUNK_BYTES + 4000, 9);
+    let sha = sha_hex(&photo);
+    offset_of(upload(&mut lan, &sha, &photo, "image/jpeg").await).await;
+    // Lan's other file, on no case.
+    let other = jpeg(5000, 10);
+    let other_sha = sha_hex(&other);
+    offset_of(upload(&mut lan, &other_sha, &other, "image/jpeg").await).await;
+    let r = lan.command("/v1/cases", &report_with_photos("l-9", &[&sha]), "k-files").await;
+    assert_eq!(r.status(), 201);
+    let receipt: CaseReceipt = r.json().await.unwrap();
+
+    // The hotline's case view lists the file with its type and size.
+    let r = hotline.request("GET", &format!("/v1/agency/cases/{}", receipt.case_id), None).await;
+    assert_eq!(r.status(), 200);
+    let view: Value = r.json().await.unwrap();
+    assert_eq!(
+        view["attachments"],
+        json!([{"field": "photos", "sha256": sha, "media_type": "image/jpeg", "size": photo.len()}])
+    );
+
+    let path = format!("/v1/agency/cases/{}/attachments/{sha}", receipt.case_id);
+    let r = download(&mut hotline, &path, None).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "content-type"), "image/jpeg");
+    let got = r.bytes().await.unwrap().to_vec();
+    assert_eq!(sha_hex(&got), sha, "the agency gets the resident's file intact");
+    let r = download(&mut hotline, &path, Some("bytes=0-3")).await;
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().await.unwrap().to_vec(), photo[..4].to_vec());
+
+    // A file of the same resident that the case does not name: 404.
+    let r = download(&mut hotline, &format!("/v1/agency/cases/{}/attachments/{other_sha}", receipt.case_id), None).await;
+    assert_eq!((r.status().as_u16(), error_code(r).await.as_str()), (404, "blob_not_found"));
+    // Another agency: 404 for the case, whatever the file.
+    let r = download(&mut staff, &path, None).await;
+    assert_eq!((r.status().as_u16(), error_code(r).await.as_str()), (404, "case_not_found"));
+    // A resident, even the one who sent it, is no agency (they use GET /v1/blobs/{sha}).
+    let r = download(&mut lan, &path, None).await;
+    assert_eq!((r.status().as_u16(), error_code(r).await.as_str()), (403, "forbidden"));
+    server.shutdown().await;
+});

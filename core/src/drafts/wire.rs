@@ -74,6 +74,21 @@ pub fn agency_case_path(case_id: &str) -> String {
     format!("{AGENCY_CASES_PATH}/{case_id}")
 }
 
+/// One file of an agency's case: `v1/agency/cases/{case_id}/attachments/{sha256}`.
+pub fn agency_attachment_path(case_id: &str, sha256: &str) -> String {
+    format!("{AGENCY_CASES_PATH}/{case_id}/attachments/{sha256}")
+}
+
+/// A file a case was submitted with, as its agency sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgencyAttachment {
+    /// The form's attachment rule the file was given for.
+    pub field: String,
+    pub sha256: String,
+    pub media_type: String,
+    pub size: u64,
+}
+
 /// Where an agency's status command goes: `v1/agency/cases/{case_id}/status`.
 pub fn status_change_path(case_id: &str) -> String {
     format!("{AGENCY_CASES_PATH}/{case_id}/status")
@@ -136,6 +151,9 @@ pub struct AgencyCaseView {
     /// `None` for an anonymous report.
     #[serde(default)]
     pub resident: Option<AgencyResident>,
+    /// The files the case was submitted with.
+    #[serde(default)]
+    pub attachments: Vec<AgencyAttachment>,
 }
 
 /// `POST /v1/agency/cases/{id}/status` (with an `Idempotency-Key`).

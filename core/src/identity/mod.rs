@@ -309,6 +309,18 @@ impl Session<'_> {
         idempotency_key: Option<&str>,
         headers: &[(&'static str, String)],
     ) -> Result<T> {
+        crate::sync::client::decode_json(&self.send_authorized_for_bytes(method, path, body, idempotency_key, headers).await?, path)
+    }
+
+    /// [`Session::send_authorized_with`] answering the success body's raw bytes (files).
+    pub async fn send_authorized_for_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(Vec<u8>, &'static str)>,
+        idempotency_key: Option<&str>,
+        headers: &[(&'static str, String)],
+    ) -> Result<Vec<u8>> {
         let device = self.device_key()?;
         let mut token = self.access_token().await?;
         let mut refreshed = false;
@@ -316,7 +328,7 @@ impl Session<'_> {
             let auth = DpopAuth { key: &device, access_token: Some(&token), clock_offset_ms: self.client.clock_offset_ms() };
             let request =
                 ApiRequest { method: method.clone(), path, body: body.clone(), auth: Some(&auth), idempotency_key, headers };
-            match self.client.send(request).await {
+            match self.client.send_for_bytes(request).await {
                 Err(Error::Unauthorised { code, .. }) if code == codes::TOKEN_EXPIRED && !refreshed => {
                     // The phone's clock ran ahead of the server's view: renew once and retry.
                     refreshed = true;

@@ -212,6 +212,13 @@ impl ApiClient {
     /// Sends one request with retries of transient failures (each attempt gets fresh
     /// authentication headers) and decodes the JSON answer (an empty body decodes as `null`).
     pub async fn send<T: DeserializeOwned>(&self, request: ApiRequest<'_>) -> Result<T> {
+        let path = request.path;
+        decode_json(&self.send_for_bytes(request).await?, path)
+    }
+
+    /// [`ApiClient::send`] answering the success body's raw bytes (at most
+    /// [`MAX_RESPONSE_BYTES`]): for files, fetched in `Range` pieces.
+    pub async fn send_for_bytes(&self, request: ApiRequest<'_>) -> Result<Vec<u8>> {
         let url = self.url(request.path)?;
         let mut attempt = 0;
         let mut nonce_retried = false;
@@ -237,7 +244,7 @@ impl ApiClient {
         }
     }
 
-    async fn try_once<T: DeserializeOwned>(&self, request: &ApiRequest<'_>, url: &Url) -> Attempt<Result<T>> {
+    async fn try_once(&self, request: &ApiRequest<'_>, url: &Url) -> Attempt<Result<Vec<u8>>> {
         let mut builder = self.http.request(request.method.clone(), url.clone()).header(header::ACCEPT, "application/json");
         if let Some((payload, content_type)) = &request.body {
             builder = builder.header(header::CONTENT_TYPE, *content_type).body(payload.clone());
@@ -311,11 +318,7 @@ impl ApiClient {
             }
         }
         if status.is_success() {
-            let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
-            return Attempt::Done(
-                serde_json::from_slice(bytes)
-                    .map_err(|e| Error::BadData(format!("response from {}: {e}", url.path()))),
-            );
+            return Attempt::Done(Ok(bytes));
         }
         let (code, message, details) = match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(b) => (b.error.code, b.error.message, b.error.details.unwrap_or_default()),
@@ -345,6 +348,12 @@ impl ApiClient {
             Attempt::Done(Err(error))
         }
     }
+}
+
+/// A success body as JSON (an empty body decodes as `null`).
+pub fn decode_json<T: DeserializeOwned>(bytes: &[u8], path: &str) -> Result<T> {
+    let bytes: &[u8] = if bytes.is_empty() { b"null" } else { bytes };
+    serde_json::from_slice(bytes).map_err(|e| Error::BadData(format!("response from {path}: {e}")))
 }
 
 fn describe_transport_error(e: &reqwest::Error) -> String {

@@ -629,12 +629,20 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
  */
 public protocol AgencyApiProtocol: AnyObject, Sendable {
     
+    /**
+     * Downloads one of the case's `attachments` (by its SHA-256) to the file `dest_path`, in
+     * pieces, resuming an interrupted download; the file appears only whole and with the right
+     * hash. Returns its size. Throws `NotFound` for a file the case does not have.
+     */
+    func downloadAttachment(caseId: String, sha256: String, destPath: String) async throws  -> UInt64
+    
     func getCase(caseId: String) async throws  -> AgencyCaseView
     
     /**
-     * The agency's cases, newest first, optionally of one status; `limit` 1 to 100.
+     * One page of the agency's cases, newest first, optionally of one status; `limit` 1 to
+     * 100; `cursor` is the previous page's `next_cursor` (`null` for the first page).
      */
-    func listCases(status: String?, limit: UInt32) async throws  -> [AgencyCaseSummary]
+    func listCases(status: String?, limit: UInt32, cursor: String?) async throws  -> AgencyCaseList
     
     /**
      * Moves a case to `status` (`processing`, `needs_information` with a message and the
@@ -702,6 +710,27 @@ open class AgencyApi: AgencyApiProtocol, @unchecked Sendable {
     
 
     
+    /**
+     * Downloads one of the case's `attachments` (by its SHA-256) to the file `dest_path`, in
+     * pieces, resuming an interrupted download; the file appears only whole and with the right
+     * hash. Returns its size. Throws `NotFound` for a file the case does not have.
+     */
+open func downloadAttachment(caseId: String, sha256: String, destPath: String)async throws  -> UInt64  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_congdan_ffi_fn_method_agencyapi_download_attachment(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(caseId),FfiConverterString.lower(sha256),FfiConverterString.lower(destPath)
+                )
+            },
+            pollFunc: ffi_congdan_ffi_rust_future_poll_u64,
+            completeFunc: ffi_congdan_ffi_rust_future_complete_u64,
+            freeFunc: ffi_congdan_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterUInt64.lift,
+            errorHandler: FfiConverterTypeCongdanError_lift
+        )
+}
+    
 open func getCase(caseId: String)async throws  -> AgencyCaseView  {
     return
         try  await uniffiRustCallAsync(
@@ -719,20 +748,21 @@ open func getCase(caseId: String)async throws  -> AgencyCaseView  {
 }
     
     /**
-     * The agency's cases, newest first, optionally of one status; `limit` 1 to 100.
+     * One page of the agency's cases, newest first, optionally of one status; `limit` 1 to
+     * 100; `cursor` is the previous page's `next_cursor` (`null` for the first page).
      */
-open func listCases(status: String?, limit: UInt32)async throws  -> [AgencyCaseSummary]  {
+open func listCases(status: String?, limit: UInt32, cursor: String?)async throws  -> AgencyCaseList  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
                 uniffi_congdan_ffi_fn_method_agencyapi_list_cases(
-                        self.uniffiCloneHandle(),FfiConverterOptionString.lower(status),FfiConverterUInt32.lower(limit)
+                        self.uniffiCloneHandle(),FfiConverterOptionString.lower(status),FfiConverterUInt32.lower(limit),FfiConverterOptionString.lower(cursor)
                 )
             },
             pollFunc: ffi_congdan_ffi_rust_future_poll_rust_buffer,
             completeFunc: ffi_congdan_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_congdan_ffi_rust_future_free_rust_buffer,
-            liftFunc: FfiConverterSequenceTypeAgencyCaseSummary.lift,
+            liftFunc: FfiConverterTypeAgencyCaseList_lift,
             errorHandler: FfiConverterTypeCongdanError_lift
         )
 }
@@ -2731,6 +2761,128 @@ public func FfiConverterTypeAgency_lower(_ value: Agency) -> RustBuffer {
 }
 
 
+/**
+ * A file a case was submitted with: the form's attachment rule, hash, type and size.
+ */
+public struct AgencyAttachment: Equatable, Hashable {
+    public var field: String
+    public var sha256: String
+    public var mediaType: String
+    public var size: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(field: String, sha256: String, mediaType: String, size: UInt64) {
+        self.field = field
+        self.sha256 = sha256
+        self.mediaType = mediaType
+        self.size = size
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension AgencyAttachment: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAgencyAttachment: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AgencyAttachment {
+        return
+            try AgencyAttachment(
+                field: FfiConverterString.read(from: &buf), 
+                sha256: FfiConverterString.read(from: &buf), 
+                mediaType: FfiConverterString.read(from: &buf), 
+                size: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: AgencyAttachment, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.field, into: &buf)
+        FfiConverterString.write(value.sha256, into: &buf)
+        FfiConverterString.write(value.mediaType, into: &buf)
+        FfiConverterUInt64.write(value.size, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAgencyAttachment_lift(_ buf: RustBuffer) throws -> AgencyAttachment {
+    return try FfiConverterTypeAgencyAttachment.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAgencyAttachment_lower(_ value: AgencyAttachment) -> RustBuffer {
+    return FfiConverterTypeAgencyAttachment.lower(value)
+}
+
+
+/**
+ * A page of the agency's cases; pass `next_cursor` back for the next (`null` on the last).
+ */
+public struct AgencyCaseList: Equatable, Hashable {
+    public var cases: [AgencyCaseSummary]
+    public var nextCursor: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(cases: [AgencyCaseSummary], nextCursor: String?) {
+        self.cases = cases
+        self.nextCursor = nextCursor
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension AgencyCaseList: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAgencyCaseList: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AgencyCaseList {
+        return
+            try AgencyCaseList(
+                cases: FfiConverterSequenceTypeAgencyCaseSummary.read(from: &buf), 
+                nextCursor: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: AgencyCaseList, into buf: inout [UInt8]) {
+        FfiConverterSequenceTypeAgencyCaseSummary.write(value.cases, into: &buf)
+        FfiConverterOptionString.write(value.nextCursor, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAgencyCaseList_lift(_ buf: RustBuffer) throws -> AgencyCaseList {
+    return try FfiConverterTypeAgencyCaseList.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAgencyCaseList_lower(_ value: AgencyCaseList) -> RustBuffer {
+    return FfiConverterTypeAgencyCaseList.lower(value)
+}
+
+
 public struct AgencyCaseSummary: Equatable, Hashable {
     public var caseId: String
     public var caseNumber: String
@@ -2823,10 +2975,11 @@ public struct AgencyCaseView: Equatable, Hashable {
     public var anonymous: Bool
     public var fields: [DraftField]
     public var resident: AgencyResident?
+    public var attachments: [AgencyAttachment]
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(caseId: String, caseNumber: String, procedureCode: String, status: String, receivedAtMs: Int64, dueDate: String, timeline: [TimelineEntry], requestedFields: [String], resultDocument: String?, agencyCode: String, overdue: Bool, anonymous: Bool, fields: [DraftField], resident: AgencyResident?) {
+    public init(caseId: String, caseNumber: String, procedureCode: String, status: String, receivedAtMs: Int64, dueDate: String, timeline: [TimelineEntry], requestedFields: [String], resultDocument: String?, agencyCode: String, overdue: Bool, anonymous: Bool, fields: [DraftField], resident: AgencyResident?, attachments: [AgencyAttachment]) {
         self.caseId = caseId
         self.caseNumber = caseNumber
         self.procedureCode = procedureCode
@@ -2841,6 +2994,7 @@ public struct AgencyCaseView: Equatable, Hashable {
         self.anonymous = anonymous
         self.fields = fields
         self.resident = resident
+        self.attachments = attachments
     }
 
     
@@ -2872,7 +3026,8 @@ public struct FfiConverterTypeAgencyCaseView: FfiConverterRustBuffer {
                 overdue: FfiConverterBool.read(from: &buf), 
                 anonymous: FfiConverterBool.read(from: &buf), 
                 fields: FfiConverterSequenceTypeDraftField.read(from: &buf), 
-                resident: FfiConverterOptionTypeAgencyResident.read(from: &buf)
+                resident: FfiConverterOptionTypeAgencyResident.read(from: &buf), 
+                attachments: FfiConverterSequenceTypeAgencyAttachment.read(from: &buf)
         )
     }
 
@@ -2891,6 +3046,7 @@ public struct FfiConverterTypeAgencyCaseView: FfiConverterRustBuffer {
         FfiConverterBool.write(value.anonymous, into: &buf)
         FfiConverterSequenceTypeDraftField.write(value.fields, into: &buf)
         FfiConverterOptionTypeAgencyResident.write(value.resident, into: &buf)
+        FfiConverterSequenceTypeAgencyAttachment.write(value.attachments, into: &buf)
     }
 }
 
@@ -5923,6 +6079,31 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeAgencyAttachment: FfiConverterRustBuffer {
+    typealias SwiftType = [AgencyAttachment]
+
+    public static func write(_ value: [AgencyAttachment], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeAgencyAttachment.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [AgencyAttachment] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [AgencyAttachment]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeAgencyAttachment.read(from: &buf))
         }
         return seq
     }

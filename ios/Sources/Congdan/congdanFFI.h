@@ -325,6 +325,11 @@ uint64_t uniffi_congdan_ffi_fn_clone_agencyapi(uint64_t handle, RustCallStatus *
 void uniffi_congdan_ffi_fn_free_agencyapi(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYAPI_DOWNLOAD_ATTACHMENT
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYAPI_DOWNLOAD_ATTACHMENT
+uint64_t uniffi_congdan_ffi_fn_method_agencyapi_download_attachment(uint64_t ptr, RustBuffer case_id, RustBuffer sha256, RustBuffer dest_path
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYAPI_GET_CASE
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYAPI_GET_CASE
 uint64_t uniffi_congdan_ffi_fn_method_agencyapi_get_case(uint64_t ptr, RustBuffer case_id
@@ -332,7 +337,7 @@ uint64_t uniffi_congdan_ffi_fn_method_agencyapi_get_case(uint64_t ptr, RustBuffe
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYAPI_LIST_CASES
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYAPI_LIST_CASES
-uint64_t uniffi_congdan_ffi_fn_method_agencyapi_list_cases(uint64_t ptr, RustBuffer status, uint32_t limit
+uint64_t uniffi_congdan_ffi_fn_method_agencyapi_list_cases(uint64_t ptr, RustBuffer status, uint32_t limit, RustBuffer cursor
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYAPI_SET_STATUS
@@ -893,6 +898,12 @@ void ffi_congdan_ffi_rust_future_free_void(uint64_t handle
 #ifndef UNIFFI_FFIDEF_FFI_CONGDAN_FFI_RUST_FUTURE_COMPLETE_VOID
 #define UNIFFI_FFIDEF_FFI_CONGDAN_FFI_RUST_FUTURE_COMPLETE_VOID
 void ffi_congdan_ffi_rust_future_complete_void(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYAPI_DOWNLOAD_ATTACHMENT
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYAPI_DOWNLOAD_ATTACHMENT
+uint16_t uniffi_congdan_ffi_checksum_method_agencyapi_download_attachment(void
+    
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYAPI_GET_CASE

@@ -219,3 +219,104 @@ fn attachment_missing(hashes: &[String]) -> String {
     })
     .unwrap_or_default()
 }
+
+// ---- Downloads ----
+
+/// Bytes read from the database per piece of a download (at most one stored chunk).
+const PIECE_LIMIT: usize = CHUNK_BYTES;
+
+fn blob_not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "blob_not_found", "no such file", "Không tìm thấy tệp.")
+}
+
+/// `GET /v1/blobs/{sha256}`: a resident downloads one of their own complete files. Anyone
+/// else's answers 404, exactly like a file that does not exist.
+pub async fn download(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    Path(sha256): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    checked_name(&sha256)?;
+    serve_file(&state, &caller.account_id, &sha256, &headers).await
+}
+
+/// The part a `Range: bytes=a-b` / `bytes=a-` header asks for, as `[from, to)`. `None` for the
+/// whole file (no header, or a form not supported here such as several ranges, which HTTP
+/// lets a server ignore); `Err` when the start lies past the end (416).
+fn requested_range(headers: &HeaderMap, size: i64) -> Result<Option<(i64, i64)>, ()> {
+    let Some(spec) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else { return Ok(None) };
+    let Some((from, to)) = spec.trim().strip_prefix("bytes=").and_then(|r| r.split_once('-')) else { return Ok(None) };
+    let Ok(from) = from.trim().parse::<i64>() else { return Ok(None) };
+    let to = match to.trim() {
+        "" => size,
+        last => match last.parse::<i64>() {
+            Ok(last) if last >= from => last.saturating_add(1).min(size),
+            _ => return Ok(None),
+        },
+    };
+    if from >= size {
+        return Err(());
+    }
+    Ok(Some((from, to)))
+}
+
+/// Streams the complete upload `sha256` of `owner`, one stored chunk at a time (never the
+/// whole file in memory). A `Range` answers `206` with that part, so a phone can fetch a
+/// large file in pieces and resume.
+pub async fn serve_file(state: &AppState, owner: &str, sha256: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let upload = store::get(&state.db, owner, sha256).await?.filter(|u| u.complete).ok_or_else(blob_not_found)?;
+    let (status, from, to) = match requested_range(headers, upload.size) {
+        Ok(None) => (StatusCode::OK, 0, upload.size),
+        Ok(Some((from, to))) => (StatusCode::PARTIAL_CONTENT, from, to),
+        Err(()) => {
+            let mut response = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                "the range starts past the end of the file",
+                "Vị trí yêu cầu nằm ngoài tệp.",
+            )
+            .into_response();
+            if let Ok(v) = header::HeaderValue::from_str(&format!("bytes */{}", upload.size)) {
+                response.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(response);
+        }
+    };
+    let (db, owner, sha) = (state.db.clone(), owner.to_string(), sha256.to_string());
+    let pieces = futures_util::stream::try_unfold(from, move |at| {
+        let (db, owner, sha) = (db.clone(), owner.clone(), sha.clone());
+        async move {
+            if at >= to {
+                return Ok(None);
+            }
+            let (start, data) = store::chunk_covering(&db, &owner, &sha, at)
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?
+                .ok_or_else(|| std::io::Error::other("a stored file lost a chunk"))?;
+            let skip = (at - start) as usize;
+            let take = ((to - at) as usize).min(data.len().saturating_sub(skip)).min(PIECE_LIMIT);
+            if take == 0 {
+                return Err(std::io::Error::other("a stored file has a gap"));
+            }
+            let piece = Bytes::copy_from_slice(&data[skip..skip + take]);
+            Ok::<_, std::io::Error>(Some((piece, at + take as i64)))
+        }
+    });
+    let mut response = Response::new(axum::body::Body::from_stream(pieces));
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    let value = |s: String| header::HeaderValue::from_str(&s).map_err(ApiError::internal);
+    h.insert(header::CONTENT_TYPE, value(upload.media_type.clone())?);
+    h.insert(header::CONTENT_LENGTH, value((to - from).to_string())?);
+    h.insert(header::ETAG, value(format!("\"{sha256}\""))?);
+    h.insert(header::ACCEPT_RANGES, header::HeaderValue::from_static("bytes"));
+    // A resident's document: never cached by anything in between, never run as something else.
+    h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("private, no-store"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+    h.insert(header::CONTENT_DISPOSITION, value(format!("attachment; filename=\"{sha256}\""))?);
+    if status == StatusCode::PARTIAL_CONTENT {
+        h.insert(header::CONTENT_RANGE, value(format!("bytes {from}-{}/{}", to - 1, upload.size))?);
+    }
+    Ok(response)
+}

@@ -357,3 +357,84 @@ pub async fn case_attachments(db: &Db, case_id: &str) -> DbResult<Vec<(String, S
         }
     }
 }
+
+/// One file of a case, as its agency sees it: the form's attachment rule, the hash, and the
+/// type and size of the resident's upload.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CaseFile {
+    pub field: String,
+    pub sha256: String,
+    pub media_type: String,
+    pub size: i64,
+}
+
+/// A case's files with their type and size (uploads of `owner`, the case's resident), in order.
+pub async fn case_files(db: &Db, case_id: &str, owner: &str) -> DbResult<Vec<CaseFile>> {
+    let ctx = "listing a case's files";
+    match db {
+        Db::Sqlite(pool) => {
+            let (case_id, owner) = (case_id.to_string(), owner.to_string());
+            pool.read(ctx, move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT a.rule_id, a.sha256, b.media_type, b.size FROM case_attachments a \
+                     JOIN blobs b ON b.account_id = ?2 AND b.sha256 = a.sha256 AND b.complete = 1 \
+                     WHERE a.case_id = ?1 ORDER BY a.rule_id, a.sha256",
+                )?;
+                let rows = stmt.query_map([&case_id, &owner], |r| {
+                    Ok(CaseFile { field: r.get(0)?, sha256: r.get(1)?, media_type: r.get(2)?, size: r.get(3)? })
+                })?;
+                rows.collect()
+            })
+            .await
+        }
+        Db::Postgres(pool) => {
+            let client = pool.client().await?;
+            let rows = client
+                .query(
+                    "SELECT a.rule_id, a.sha256, b.media_type, b.size FROM case_attachments a \
+                     JOIN blobs b ON b.account_id = $2 AND b.sha256 = a.sha256 AND b.complete \
+                     WHERE a.case_id = $1 ORDER BY a.rule_id, a.sha256",
+                    &[&case_id, &owner],
+                )
+                .await
+                .map_err(postgres::q(ctx))?;
+            Ok(rows
+                .iter()
+                .map(|r| CaseFile { field: r.get(0), sha256: r.get(1), media_type: r.get(2), size: r.get(3) })
+                .collect())
+        }
+    }
+}
+
+/// The chunk holding byte `at` of an upload: its first byte's offset and its bytes (a download
+/// may start anywhere, chunks are as long as the phone sent them).
+pub async fn chunk_covering(db: &Db, account: &str, sha256: &str, at: i64) -> DbResult<Option<(i64, Vec<u8>)>> {
+    let ctx = "reading a chunk";
+    match db {
+        Db::Sqlite(pool) => {
+            let (account, sha256) = (account.to_string(), sha256.to_string());
+            pool.read(ctx, move |c| {
+                use rusqlite::OptionalExtension;
+                c.prepare_cached(
+                    "SELECT start_byte, data FROM blob_chunks WHERE account_id = ?1 AND sha256 = ?2 AND start_byte <= ?3 \
+                     ORDER BY start_byte DESC LIMIT 1",
+                )?
+                .query_row(rusqlite::params![account, sha256, at], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+            })
+            .await
+        }
+        Db::Postgres(pool) => {
+            let client = pool.client().await?;
+            let row = client
+                .query_opt(
+                    "SELECT start_byte, data FROM blob_chunks WHERE account_id = $1 AND sha256 = $2 AND start_byte <= $3 \
+                     ORDER BY start_byte DESC LIMIT 1",
+                    &[&account, &sha256, &at],
+                )
+                .await
+                .map_err(postgres::q(ctx))?;
+            Ok(row.map(|r| (r.get(0), r.get(1))))
+        }
+    }
+}

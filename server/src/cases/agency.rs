@@ -20,6 +20,7 @@ use serde::Deserialize;
 use super::store::{self, CaseEvent, CaseRecord, Decision, ListQuery, Step};
 use super::{claim_command, error_body, idempotency, idempotency_key, json_response};
 use crate::app::AppState;
+use crate::blobs::{self, store as blob_store};
 use crate::catalog::store as catalog_store;
 use crate::error::ApiError;
 use crate::identity::auth::Authenticated;
@@ -162,7 +163,29 @@ pub async fn get(State(state): State<AppState>, caller: Authenticated, Path(id):
         let account = identity_store::account(&state.db, &case.account_id).await?;
         Some((account.display_name, national_id::mask(&account.national_id)))
     };
-    Ok(json_response(StatusCode::OK, agency_view(&case, &events, resident).to_string()))
+    let files = blob_store::case_files(&state.db, &case.id, &case.account_id).await?;
+    let mut view = agency_view(&case, &events, resident);
+    view["attachments"] = serde_json::to_value(files).unwrap_or_default();
+    Ok(json_response(StatusCode::OK, view.to_string()))
+}
+
+// ---- GET /v1/agency/cases/{id}/attachments/{sha256} ----
+
+/// One file of one of the agency's cases, streamed. A file the case does not name, or a case
+/// of another agency, answers 404 like one that does not exist.
+pub async fn attachment(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    Path((id, sha256)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Rejection> {
+    let agencies = agency_codes(&caller)?;
+    let (case, _) = own_case(&state, &agencies, &id).await?.ok_or_else(case_not_found)?;
+    let named = blob_store::case_attachments(&state.db, &case.id).await?.into_iter().any(|(_, sha)| sha == sha256);
+    if !named {
+        return Err(ApiError::not_found("blob_not_found", "the case has no such file").into());
+    }
+    Ok(blobs::serve_file(&state, &case.account_id, &sha256, &headers).await?)
 }
 
 // ---- POST /v1/agency/cases/{id}/status ----

@@ -765,6 +765,8 @@ internal object IntegrityCheckingUniffiLib {
     }
 
     internal fun ensureInitialized() = Unit
+    external fun uniffi_congdan_ffi_checksum_method_agencyapi_download_attachment(
+    ): Int
     external fun uniffi_congdan_ffi_checksum_method_agencyapi_get_case(
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_agencyapi_list_cases(
@@ -882,9 +884,11 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_congdan_ffi_fn_free_agencyapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_congdan_ffi_fn_method_agencyapi_download_attachment(`ptr`: Long,`caseId`: RustBuffer.ByValue,`sha256`: RustBuffer.ByValue,`destPath`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_congdan_ffi_fn_method_agencyapi_get_case(`ptr`: Long,`caseId`: RustBuffer.ByValue,
     ): Long
-    external fun uniffi_congdan_ffi_fn_method_agencyapi_list_cases(`ptr`: Long,`status`: RustBuffer.ByValue,`limit`: Int,
+    external fun uniffi_congdan_ffi_fn_method_agencyapi_list_cases(`ptr`: Long,`status`: RustBuffer.ByValue,`limit`: Int,`cursor`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_congdan_ffi_fn_method_agencyapi_set_status(`ptr`: Long,`caseId`: RustBuffer.ByValue,`status`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,`requestedFields`: RustBuffer.ByValue,`resultDocument`: RustBuffer.ByValue,
     ): Long
@@ -1643,12 +1647,20 @@ public object FfiConverterByteArray: FfiConverterRustBuffer<ByteArray> {
  */
 public interface AgencyApiInterface {
     
+    /**
+     * Downloads one of the case's `attachments` (by its SHA-256) to the file `dest_path`, in
+     * pieces, resuming an interrupted download; the file appears only whole and with the right
+     * hash. Returns its size. Throws `NotFound` for a file the case does not have.
+     */
+    suspend fun `downloadAttachment`(`caseId`: kotlin.String, `sha256`: kotlin.String, `destPath`: kotlin.String): kotlin.ULong
+    
     suspend fun `getCase`(`caseId`: kotlin.String): AgencyCaseView
     
     /**
-     * The agency's cases, newest first, optionally of one status; `limit` 1 to 100.
+     * One page of the agency's cases, newest first, optionally of one status; `limit` 1 to
+     * 100; `cursor` is the previous page's `next_cursor` (`null` for the first page).
      */
-    suspend fun `listCases`(`status`: kotlin.String?, `limit`: kotlin.UInt): List<AgencyCaseSummary>
+    suspend fun `listCases`(`status`: kotlin.String?, `limit`: kotlin.UInt, `cursor`: kotlin.String?): AgencyCaseList
     
     /**
      * Moves a case to `status` (`processing`, `needs_information` with a message and the
@@ -1767,6 +1779,35 @@ open class AgencyApi: Disposable, AutoCloseable, AgencyApiInterface
     }
 
     
+    /**
+     * Downloads one of the case's `attachments` (by its SHA-256) to the file `dest_path`, in
+     * pieces, resuming an interrupted download; the file appears only whole and with the right
+     * hash. Returns its size. Throws `NotFound` for a file the case does not have.
+     */
+    @Throws(CongdanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `downloadAttachment`(`caseId`: kotlin.String, `sha256`: kotlin.String, `destPath`: kotlin.String) : kotlin.ULong {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_congdan_ffi_fn_method_agencyapi_download_attachment(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`caseId`),
+        FfiConverterString.lower(`sha256`),
+        FfiConverterString.lower(`destPath`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_congdan_ffi_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterULong.lift(it) },
+        // Error FFI converter
+        CongdanException.ErrorHandler,
+    )
+    }
+
+    
     @Throws(CongdanException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
     override suspend fun `getCase`(`caseId`: kotlin.String) : AgencyCaseView {
@@ -1790,11 +1831,12 @@ open class AgencyApi: Disposable, AutoCloseable, AgencyApiInterface
 
     
     /**
-     * The agency's cases, newest first, optionally of one status; `limit` 1 to 100.
+     * One page of the agency's cases, newest first, optionally of one status; `limit` 1 to
+     * 100; `cursor` is the previous page's `next_cursor` (`null` for the first page).
      */
     @Throws(CongdanException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `listCases`(`status`: kotlin.String?, `limit`: kotlin.UInt) : List<AgencyCaseSummary> {
+    override suspend fun `listCases`(`status`: kotlin.String?, `limit`: kotlin.UInt, `cursor`: kotlin.String?) : AgencyCaseList {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
             UniffiLib.uniffi_congdan_ffi_fn_method_agencyapi_list_cases(
@@ -1802,13 +1844,14 @@ open class AgencyApi: Disposable, AutoCloseable, AgencyApiInterface
                 
         FfiConverterOptionalString.lower(`status`),
         FfiConverterUInt.lower(`limit`),
+        FfiConverterOptionalString.lower(`cursor`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
         { future, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_complete_rust_buffer(future, continuation) },
         { future -> UniffiLib.ffi_congdan_ffi_rust_future_free_rust_buffer(future) },
         // lift function
-        { FfiConverterSequenceTypeAgencyCaseSummary.lift(it) },
+        { FfiConverterTypeAgencyCaseList.lift(it) },
         // Error FFI converter
         CongdanException.ErrorHandler,
     )
@@ -4834,6 +4877,98 @@ public object FfiConverterTypeAgency: FfiConverterRustBuffer<Agency> {
 
 
 
+/**
+ * A file a case was submitted with: the form's attachment rule, hash, type and size.
+ */
+data class AgencyAttachment (
+    var `field`: kotlin.String
+    , 
+    var `sha256`: kotlin.String
+    , 
+    var `mediaType`: kotlin.String
+    , 
+    var `size`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAgencyAttachment: FfiConverterRustBuffer<AgencyAttachment> {
+    override fun read(buf: ByteBuffer): AgencyAttachment {
+        return AgencyAttachment(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: AgencyAttachment) = (
+            FfiConverterString.allocationSize(value.`field`) +
+            FfiConverterString.allocationSize(value.`sha256`) +
+            FfiConverterString.allocationSize(value.`mediaType`) +
+            FfiConverterULong.allocationSize(value.`size`)
+    )
+
+    override fun write(value: AgencyAttachment, buf: ByteBuffer) {
+            FfiConverterString.write(value.`field`, buf)
+            FfiConverterString.write(value.`sha256`, buf)
+            FfiConverterString.write(value.`mediaType`, buf)
+            FfiConverterULong.write(value.`size`, buf)
+    }
+}
+
+
+
+/**
+ * A page of the agency's cases; pass `next_cursor` back for the next (`null` on the last).
+ */
+data class AgencyCaseList (
+    var `cases`: List<AgencyCaseSummary>
+    , 
+    var `nextCursor`: kotlin.String?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAgencyCaseList: FfiConverterRustBuffer<AgencyCaseList> {
+    override fun read(buf: ByteBuffer): AgencyCaseList {
+        return AgencyCaseList(
+            FfiConverterSequenceTypeAgencyCaseSummary.read(buf),
+            FfiConverterOptionalString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: AgencyCaseList) = (
+            FfiConverterSequenceTypeAgencyCaseSummary.allocationSize(value.`cases`) +
+            FfiConverterOptionalString.allocationSize(value.`nextCursor`)
+    )
+
+    override fun write(value: AgencyCaseList, buf: ByteBuffer) {
+            FfiConverterSequenceTypeAgencyCaseSummary.write(value.`cases`, buf)
+            FfiConverterOptionalString.write(value.`nextCursor`, buf)
+    }
+}
+
+
+
 data class AgencyCaseSummary (
     var `caseId`: kotlin.String
     , 
@@ -4928,6 +5063,8 @@ data class AgencyCaseView (
     var `fields`: List<DraftField>
     , 
     var `resident`: AgencyResident?
+    , 
+    var `attachments`: List<AgencyAttachment>
     
 ){
     
@@ -4958,6 +5095,7 @@ public object FfiConverterTypeAgencyCaseView: FfiConverterRustBuffer<AgencyCaseV
             FfiConverterBoolean.read(buf),
             FfiConverterSequenceTypeDraftField.read(buf),
             FfiConverterOptionalTypeAgencyResident.read(buf),
+            FfiConverterSequenceTypeAgencyAttachment.read(buf),
         )
     }
 
@@ -4975,7 +5113,8 @@ public object FfiConverterTypeAgencyCaseView: FfiConverterRustBuffer<AgencyCaseV
             FfiConverterBoolean.allocationSize(value.`overdue`) +
             FfiConverterBoolean.allocationSize(value.`anonymous`) +
             FfiConverterSequenceTypeDraftField.allocationSize(value.`fields`) +
-            FfiConverterOptionalTypeAgencyResident.allocationSize(value.`resident`)
+            FfiConverterOptionalTypeAgencyResident.allocationSize(value.`resident`) +
+            FfiConverterSequenceTypeAgencyAttachment.allocationSize(value.`attachments`)
     )
 
     override fun write(value: AgencyCaseView, buf: ByteBuffer) {
@@ -4993,6 +5132,7 @@ public object FfiConverterTypeAgencyCaseView: FfiConverterRustBuffer<AgencyCaseV
             FfiConverterBoolean.write(value.`anonymous`, buf)
             FfiConverterSequenceTypeDraftField.write(value.`fields`, buf)
             FfiConverterOptionalTypeAgencyResident.write(value.`resident`, buf)
+            FfiConverterSequenceTypeAgencyAttachment.write(value.`attachments`, buf)
     }
 }
 
@@ -7641,6 +7781,34 @@ public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.Str
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterString.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeAgencyAttachment: FfiConverterRustBuffer<List<AgencyAttachment>> {
+    override fun read(buf: ByteBuffer): List<AgencyAttachment> {
+        val len = buf.getInt()
+        return List<AgencyAttachment>(len) {
+            FfiConverterTypeAgencyAttachment.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<AgencyAttachment>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeAgencyAttachment.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<AgencyAttachment>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeAgencyAttachment.write(it, buf)
         }
     }
 }

@@ -37,7 +37,7 @@ class AgencyBindingTest {
         try {
             val lan = loggedIn(server.url, "lan")
             val staff = loggedIn(server.url, "staff")
-            assertThrows<CongdanException.Forbidden> { lan.agency().listCases(null, 10u) }
+            assertThrows<CongdanException.Forbidden> { lan.agency().listCases(null, 10u, null) }
             server.close()
 
             // The server is down: draft, fill, attach, submit.
@@ -85,9 +85,21 @@ class AgencyBindingTest {
 
             // The agency asks for more information on the phone number.
             val agency = staff.agency()
-            val incoming = agency.listCases("received", 50u).single { it.caseNumber == caseNumber }
+            val page = agency.listCases("received", 50u, null)
+            assertEquals(null, page.nextCursor)
+            val incoming = page.cases.single { it.caseNumber == caseNumber }
             val seen = agency.getCase(incoming.caseId)
             assertEquals("Nguyễn Thị Lan", seen.resident!!.displayName)
+            // The photo, as the agency sees it and downloads it: the resident's bytes.
+            val file = seen.attachments.single()
+            assertEquals(Triple("rental_contract", photo.sha256, "image/jpeg"), Triple(file.field, file.sha256, file.mediaType))
+            assertEquals(jpeg.size.toULong(), file.size)
+            val out = Files.createTempDirectory("congdan-agency").resolve("contract.jpg")
+            assertEquals(jpeg.size.toULong(), agency.downloadAttachment(incoming.caseId, file.sha256, out.toString()))
+            assertTrue(jpeg.contentEquals(Files.readAllBytes(out)))
+            assertThrows<CongdanException.NotFound> {
+                agency.downloadAttachment(incoming.caseId, "00".repeat(32), out.toString())
+            }
             assertEquals(FieldValue.Text("0901234567"), seen.fields.single { it.fieldId == "tenant_phone" }.value)
             val asked = agency.setStatus(
                 incoming.caseId, "needs_information",
