@@ -24,11 +24,21 @@ pub struct CoreConfig {
     /// `https://…`, or `http://` to loopback for development.
     pub server_url: String,
     pub client: ClientConfig,
+    /// How long after the first unsent edit a draft's backup goes out: edits in between ride
+    /// along in the same upload.
+    pub draft_backup_delay_ms: i64,
 }
 
 impl CoreConfig {
+    pub const DEFAULT_DRAFT_BACKUP_DELAY_MS: i64 = 30_000;
+
     pub fn new(data_dir: impl Into<PathBuf>, server_url: impl Into<String>) -> Self {
-        CoreConfig { data_dir: data_dir.into(), server_url: server_url.into(), client: ClientConfig::default() }
+        CoreConfig {
+            data_dir: data_dir.into(),
+            server_url: server_url.into(),
+            client: ClientConfig::default(),
+            draft_backup_delay_ms: Self::DEFAULT_DRAFT_BACKUP_DELAY_MS,
+        }
     }
 }
 
@@ -43,6 +53,9 @@ struct Inner {
     clock: HlcClock,
     /// Wakes the outbox sender: a new command, or the network came back.
     outbox_wakeup: tokio::sync::Notify,
+    /// Wakes the outbox sender `draft_backup_delay_ms` later: an edit queued a draft backup.
+    backup_wakeup: tokio::sync::Notify,
+    draft_backup_delay_ms: i64,
     /// One drain at a time.
     outbox_lock: tokio::sync::Mutex<()>,
     /// Parsed forms, so an autosave does not parse its procedure's JSON again.
@@ -79,6 +92,8 @@ impl Core {
                 identity: IdentityState::default(),
                 clock,
                 outbox_wakeup: tokio::sync::Notify::new(),
+                backup_wakeup: tokio::sync::Notify::new(),
+                draft_backup_delay_ms: config.draft_backup_delay_ms,
                 outbox_lock: tokio::sync::Mutex::new(()),
                 procedures: Default::default(),
             }),
@@ -182,9 +197,17 @@ impl Core {
                 Ok(Some(due)) => std::time::Duration::from_millis((due - crate::store::now_millis()).clamp(0, 3_600_000) as u64),
                 _ => std::time::Duration::from_secs(3_600),
             };
-            tokio::select! {
-                _ = self.inner.outbox_wakeup.notified() => {}
-                _ = tokio::time::sleep(wait.max(std::time::Duration::from_millis(200))) => {}
+            let mut deadline = tokio::time::Instant::now() + wait.max(std::time::Duration::from_millis(200));
+            let backup_delay = std::time::Duration::from_millis(self.inner.draft_backup_delay_ms.max(0) as u64);
+            loop {
+                tokio::select! {
+                    _ = self.inner.outbox_wakeup.notified() => break,
+                    // A draft backup is due: drain a little later, unless something is sooner.
+                    _ = self.inner.backup_wakeup.notified() => {
+                        deadline = deadline.min(tokio::time::Instant::now() + backup_delay);
+                    }
+                    _ = tokio::time::sleep_until(deadline) => break,
+                }
             }
         }
     }
@@ -244,7 +267,7 @@ impl DraftsService {
         let title = title.map(str::trim).filter(|t| !t.is_empty()).unwrap_or(&procedure.name.vi).to_string();
         self.store().write("creating a draft", |tx| {
             crate::drafts::store::insert(tx, &id, &procedure.code, &title)?;
-            crate::drafts::backup::enqueue(tx, &id, Some(false))
+            crate::drafts::backup::enqueue(tx, &id, Some(false)).map(|_| ())
         })?;
         self.core.outbox_wakeup();
         self.get(&id)?.map(|d| d.summary).ok_or(Error::NotFound { what: "draft" })
@@ -262,14 +285,30 @@ impl DraftsService {
     pub fn set_field(&self, id: &str, field_id: &str, value: FieldValue) -> Result<Vec<FieldIssue>> {
         let stamp = self.core.inner.clock.now(crate::store::now_millis().max(0) as u64);
         let procedures = &self.core.inner.procedures;
-        let procedure = crate::drafts::store::set_field(self.store(), procedures, id, field_id, Some(&value), &stamp)?;
+        let (procedure, backup_queued) =
+            crate::drafts::store::set_field(self.store(), procedures, id, field_id, Some(&value), &stamp)?;
+        if backup_queued {
+            self.backup_soon();
+        }
         let field = procedure.fields.iter().find(|f| f.id == field_id).ok_or(Error::NotFound { what: "form field" })?;
         Ok(validation::validate_field(field, Some(&value), CalendarDate::today_utc_plus_7()))
     }
 
     pub fn clear_field(&self, id: &str, field_id: &str) -> Result<()> {
         let stamp = self.core.inner.clock.now(crate::store::now_millis().max(0) as u64);
-        crate::drafts::store::set_field(self.store(), &self.core.inner.procedures, id, field_id, None, &stamp).map(|_| ())
+        let (_, backup_queued) =
+            crate::drafts::store::set_field(self.store(), &self.core.inner.procedures, id, field_id, None, &stamp)?;
+        if backup_queued {
+            self.backup_soon();
+        }
+        Ok(())
+    }
+
+    /// The first edit after a backup went out queued a new one: the sender sends it a little
+    /// later (`draft_backup_delay_ms`), so a burst of edits makes one upload and wakes the radio
+    /// once. Without this the backup would wait for the sender's next wake-up.
+    fn backup_soon(&self) {
+        self.core.inner.backup_wakeup.notify_one();
     }
 
     /// Every issue of the draft against its procedure's form.

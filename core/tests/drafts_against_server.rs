@@ -567,3 +567,55 @@ async fn one_phone_two_residents_each_command_goes_with_its_own_account() {
     );
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_reach_the_other_phone_through_the_running_sender_in_one_backup_per_burst() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = congdan_server::start(config(&tmp.path().join("server"))).await.unwrap();
+    let mut a_config = CoreConfig::new(tmp.path().join("phone-a"), s.url());
+    a_config.draft_backup_delay_ms = 1_000;
+    let a = Core::open(a_config, Platform::software(&tmp.path().join("phone-a")).unwrap()).unwrap();
+    let b = phone(&tmp.path().join("phone-b"), &s.url());
+    for p in [&a, &b] {
+        login(p, "lan").await;
+        p.sync(&quiet).await.unwrap();
+    }
+    // Phone A runs its sender as the app does; nobody calls send_outbox on it.
+    let sender = tokio::spawn({
+        let a = a.clone();
+        async move { a.run_outbox_sender().await }
+    });
+    let draft = a.drafts().create("PA-1022", Some("Đèn đường hỏng")).unwrap();
+    let backups_sent = |core: &Core| {
+        core.store()
+            .read("t", |c| {
+                c.query_row("SELECT count(*) FROM outbox WHERE kind = 'draft.backup' AND state = 'sent'", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+            })
+            .unwrap()
+    };
+    wait_until("the new draft's backup", || backups_sent(&a) == 1).await;
+    // A burst of edits well inside the delay: one backup with the last state.
+    for n in 0..20 {
+        a.drafts().set_field(&draft.id, "description", FieldValue::Text(format!("Đèn số {n} không sáng từ tối qua."))).unwrap();
+    }
+    wait_until("the edits' backup", || backups_sent(&a) == 2).await;
+    b.sync(&quiet).await.unwrap();
+    assert_eq!(
+        values_of(&b, &draft.id)["description"],
+        FieldValue::Text("Đèn số 19 không sáng từ tối qua.".into()),
+        "the last edit reached phone B without anyone pressing send"
+    );
+    assert_eq!(backups_sent(&a), 2, "twenty edits, one upload");
+    sender.abort();
+    s.shutdown().await;
+}
+
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

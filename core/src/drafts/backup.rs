@@ -115,11 +115,11 @@ fn parse_stamp(s: &str) -> Option<Hlc> {
     s.parse().ok()
 }
 
-/// Queues a backup of the draft unless an unbuilt one already waits. Called in the transaction
-/// of the change (create, edit, rename, delete, restore); `pending` is the draft's
-/// `backup_pending` when the caller already read it (the autosave path), so an edit with a
-/// backup waiting writes nothing more.
-pub(crate) fn enqueue(tx: &Transaction<'_>, draft_id: &str, pending: Option<bool>) -> Result<()> {
+/// Queues a backup of the draft unless an unbuilt one already waits, and says whether it queued
+/// one. Called in the transaction of the change (create, edit, rename, delete, restore);
+/// `pending` is the draft's `backup_pending` when the caller already read it (the autosave
+/// path), so an edit with a backup waiting writes nothing more.
+pub(crate) fn enqueue(tx: &Transaction<'_>, draft_id: &str, pending: Option<bool>) -> Result<bool> {
     let pending = match pending {
         Some(p) => p,
         None => tx
@@ -129,13 +129,13 @@ pub(crate) fn enqueue(tx: &Transaction<'_>, draft_id: &str, pending: Option<bool
             .is_some_and(|p| p != 0),
     };
     if pending {
-        return Ok(());
+        return Ok(false);
     }
     outbox::enqueue(tx, BACKUP_KIND, draft_id, &serde_json::Value::Null)?;
     tx.prepare_cached("UPDATE drafts SET backup_pending = 1 WHERE id = ?1")
         .and_then(|mut s| s.execute([draft_id]))
         .map_err(Error::db("queueing a draft backup"))?;
-    Ok(())
+    Ok(true)
 }
 
 /// A submission carries the values itself: an unbuilt backup waiting for the draft goes.

@@ -156,7 +156,7 @@ pub(crate) fn set_field(
     field_id: &str,
     value: Option<&FieldValue>,
     hlc: &Hlc,
-) -> Result<Arc<Procedure>> {
+) -> Result<(Arc<Procedure>, bool)> {
     let json = value.map(serde_json::to_string).transpose().map_err(|e| Error::BadData(e.to_string()))?;
     let now = now_millis();
     let ctx = "saving a field";
@@ -199,9 +199,9 @@ pub(crate) fn set_field(
                 .map_err(Error::db(ctx))?;
         }
         // The draft's backup to the account: queued once, built when sent (nothing more written
-        // while one waits).
-        super::backup::enqueue(tx, draft_id, Some(backup_pending))?;
-        Ok(procedure)
+        // while one waits). The caller learns whether this edit queued it, to schedule the send.
+        let backup_queued = super::backup::enqueue(tx, draft_id, Some(backup_pending))?;
+        Ok((procedure, backup_queued))
     })
 }
 
@@ -216,7 +216,7 @@ pub(crate) fn rename(store: &Store, draft_id: &str, title: &str, hlc: &Hlc) -> R
         if n == 0 {
             return Err(Error::NotFound { what: "draft" });
         }
-        super::backup::enqueue(tx, draft_id, None)
+        super::backup::enqueue(tx, draft_id, None).map(|_| ())
     })
 }
 
@@ -237,7 +237,7 @@ pub(crate) fn delete(store: &Store, draft_id: &str, hlc: &Hlc) -> Result<()> {
             params![draft_id, now_millis(), hlc.to_string()],
         )
         .map_err(Error::db("deleting a draft"))?;
-        super::backup::enqueue(tx, draft_id, None)
+        super::backup::enqueue(tx, draft_id, None).map(|_| ())
     })
 }
 
@@ -252,7 +252,7 @@ pub(crate) fn undelete(store: &Store, draft_id: &str, hlc: &Hlc) -> Result<()> {
         if n == 0 {
             return Err(Error::NotFound { what: "deleted draft" });
         }
-        super::backup::enqueue(tx, draft_id, None)
+        super::backup::enqueue(tx, draft_id, None).map(|_| ())
     })
 }
 
