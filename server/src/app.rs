@@ -16,7 +16,7 @@ use crate::config::ServerConfig;
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::identity::{self, Identity};
-use crate::{blobs, cases, catalog, drafts, openapi, sync};
+use crate::{blobs, cases, catalog, drafts, openapi, sync, tickets};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -50,6 +50,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/blobs"),
     ("patch", "/v1/blobs/{sha256}"),
     ("put", "/v1/drafts/{id}"),
+    ("get", "/v1/tickets/products"),
+    ("post", "/v1/tickets/purchases"),
+    ("get", "/v1/tickets"),
+    ("get", "/v1/operator/keys"),
+    ("get", "/v1/operator/revocations"),
+    ("post", "/v1/operator/taps"),
 ];
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
@@ -72,6 +78,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/cases/{id}/answer", post(cases::answer::answer))
         .route("/v1/agency/cases", get(cases::agency::list))
         .route("/v1/agency/cases/{id}", get(cases::agency::get))
+        .route("/v1/tickets/products", get(tickets::products))
+        .route("/v1/tickets/purchases", post(tickets::purchase))
+        .route("/v1/tickets", get(tickets::list))
+        .route("/v1/operator/keys", get(tickets::operator::keys))
+        .route("/v1/operator/revocations", get(tickets::operator::revocation_list))
+        .route("/v1/operator/taps", post(tickets::operator::upload_taps))
         .route("/v1/agency/cases/{id}/status", post(cases::agency::set_status))
         .route("/v1/agency/cases/{id}/attachments/{sha256}", get(cases::agency::attachment));
     if let Some(dev_idp) = state.identity.dev_idp_router() {

@@ -18,6 +18,7 @@ pub mod identity;
 pub mod logging;
 pub mod openapi;
 pub mod sync;
+pub mod tickets;
 
 pub use app::{serve, start, RunningServer};
 pub use config::ServerConfig;

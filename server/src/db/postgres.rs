@@ -197,6 +197,56 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE UNIQUE INDEX cases_account_draft ON cases(account_id, draft_id);
     "#,
+    // Tickets (issue 5): verified identity attributes (concessions), issued tickets, the demo
+    // payment provider's book, revocations and gate taps.
+    r#"
+    ALTER TABLE accounts ADD COLUMN verified_attributes TEXT NOT NULL DEFAULT '{}';
+    CREATE TABLE tickets (
+        seq         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id          TEXT NOT NULL UNIQUE,
+        account_id  TEXT NOT NULL REFERENCES accounts(id),
+        product     BIGINT NOT NULL,
+        concession  TEXT,
+        origin      BIGINT,
+        destination BIGINT,
+        fare_vnd    BIGINT NOT NULL,
+        valid_from  BIGINT NOT NULL,
+        valid_until BIGINT NOT NULL,
+        key_id      TEXT NOT NULL,
+        statement   TEXT NOT NULL,
+        charge_id   TEXT,
+        created_at  BIGINT NOT NULL
+    );
+    CREATE INDEX tickets_account ON tickets(account_id, seq);
+    CREATE TABLE demo_payment_charges (
+        id              TEXT PRIMARY KEY,
+        account_id      TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        amount_vnd      BIGINT NOT NULL,
+        created_at      BIGINT NOT NULL,
+        refunded_at     BIGINT,
+        UNIQUE (account_id, idempotency_key)
+    );
+    CREATE TABLE ticket_revocations (
+        ticket_id   TEXT PRIMARY KEY,
+        account_id  TEXT NOT NULL,
+        reason      TEXT NOT NULL,
+        valid_until BIGINT NOT NULL,
+        revoked_at  BIGINT NOT NULL
+    );
+    CREATE INDEX ticket_revocations_valid ON ticket_revocations(valid_until);
+    CREATE TABLE ticket_taps (
+        ticket_id   TEXT NOT NULL,
+        station     BIGINT NOT NULL,
+        gate        TEXT NOT NULL,
+        direction   TEXT NOT NULL,
+        at          BIGINT NOT NULL,
+        decision    TEXT NOT NULL,
+        operator_id TEXT NOT NULL,
+        received_at BIGINT NOT NULL,
+        PRIMARY KEY (ticket_id, gate, at, direction)
+    );
+    "#,
 ];
 
 #[derive(Clone)]

@@ -109,7 +109,48 @@ pub const DEMO_RESIDENTS: &[DemoResident] = &[
         national_id: "079192006789",
         role: Some("operator:METRO-L1"),
     },
+    // Riders with verified attributes (see DEMO_ATTRIBUTES): transit concessions.
+    DemoResident { username: "ba", display_name: "Đặng Văn Ba", national_id: "079050001950", role: None },
+    DemoResident { username: "an", display_name: "Huỳnh Thị An", national_id: "079305002468", role: None },
+    DemoResident { username: "hoa", display_name: "Bùi Thị Hoa", national_id: "079185003579", role: None },
 ];
+
+/// Identity attributes the provider vouches for, beyond name and number (server/src/identity/
+/// attributes.rs reads them): sent as ID token claims for the residents listed here only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DemoAttributes {
+    pub username: &'static str,
+    /// `birthdate` (`YYYY-MM-DD`).
+    pub birthdate: Option<&'static str>,
+    /// `congdan:student_until`: the last day of a verified student status.
+    pub student_until: Option<&'static str>,
+    /// `congdan:disability`: a verified disability certificate.
+    pub disability: bool,
+}
+
+/// Ba is 60+ (born 1950), An a student, Hoa has a verified disability.
+pub const DEMO_ATTRIBUTES: &[DemoAttributes] = &[
+    DemoAttributes { username: "ba", birthdate: Some("1950-05-19"), student_until: None, disability: false },
+    DemoAttributes { username: "an", birthdate: Some("2005-09-02"), student_until: Some("2030-06-30"), disability: false },
+    DemoAttributes { username: "hoa", birthdate: Some("1985-03-08"), student_until: None, disability: true },
+];
+
+/// The attribute claims of `username` (empty for residents without verified attributes).
+pub(crate) fn attribute_claims(username: &str) -> serde_json::Map<String, serde_json::Value> {
+    let mut claims = serde_json::Map::new();
+    if let Some(a) = DEMO_ATTRIBUTES.iter().find(|a| a.username == username) {
+        if let Some(b) = a.birthdate {
+            claims.insert("birthdate".into(), b.into());
+        }
+        if let Some(s) = a.student_until {
+            claims.insert("congdan:student_until".into(), s.into());
+        }
+        if a.disability {
+            claims.insert("congdan:disability".into(), true.into());
+        }
+    }
+    claims
+}
 
 /// How long a login request (the form shown by `GET /authorize`) stays usable.
 const LOGIN_REQUEST_TTL_SECS: u64 = 600;
@@ -241,7 +282,10 @@ async fn discovery(State(provider): State<SharedProvider>) -> Response {
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "scopes_supported": ["openid", "profile"],
-        "claims_supported": ["sub", "name", "national_id", "iss", "aud", "exp", "iat", "nonce", "auth_time", "acr"],
+        "claims_supported": [
+            "sub", "name", "national_id", "iss", "aud", "exp", "iat", "nonce", "auth_time", "acr",
+            "birthdate", "congdan:student_until", "congdan:disability"
+        ],
         "acr_values_supported": [token::ACR_LEVEL2],
         "authorization_response_iss_parameter_supported": true,
     }))

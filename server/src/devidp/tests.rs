@@ -512,7 +512,10 @@ async fn expired_code_is_refused() {
 #[test]
 fn demo_residents_match_the_identity_contract() {
     let names: Vec<&str> = DEMO_RESIDENTS.iter().map(|r| r.username).collect();
-    assert_eq!(names, ["lan", "minh", "staff", "hotline", "operator"]);
+    assert_eq!(names, ["lan", "minh", "staff", "hotline", "operator", "ba", "an", "hoa"]);
+    assert!(DEMO_ATTRIBUTES.iter().all(|a| names.contains(&a.username)));
+    assert!(super::attribute_claims("lan").is_empty(), "existing residents send no attribute claims");
+    assert_eq!(super::attribute_claims("ba")["birthdate"], "1950-05-19");
     assert!(DEMO_RESIDENTS.iter().all(|r| r.national_id.len() == 12 && r.national_id.bytes().all(|b| b.is_ascii_digit())));
     assert_eq!(DEMO_PASSWORD, "demo");
 }

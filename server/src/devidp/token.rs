@@ -257,7 +257,7 @@ pub(super) fn subject_of(username: &str) -> String {
 
 fn sign_id_token(provider: &Provider, redeemed: &Redeemed) -> Result<String, InternalError> {
     let now = provider.clock.now();
-    let claims = json!({
+    let mut claims = json!({
         "iss": provider.config.issuer,
         "sub": subject_of(redeemed.resident.username),
         "aud": provider.config.client_id,
@@ -269,6 +269,9 @@ fn sign_id_token(provider: &Provider, redeemed: &Redeemed) -> Result<String, Int
         "name": redeemed.resident.display_name,
         "national_id": redeemed.resident.national_id,
     });
+    if let Some(object) = claims.as_object_mut() {
+        object.extend(super::attribute_claims(redeemed.resident.username));
+    }
     provider.key.sign_jwt(&claims, &provider.rng).map_err(|e| InternalError::Signing(e.to_string()))
 }
 

@@ -23,10 +23,10 @@ pub const RETIRED_KEY_GRACE_SECS: u64 = 86_400;
 /// A reload triggered by an unknown key id happens at most this often.
 const FORCED_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 
-struct StoredKey {
-    generation: i64,
-    secret: Vec<u8>,
-    public_key: Vec<u8>,
+pub(crate) struct StoredKey {
+    pub(crate) generation: i64,
+    pub(crate) secret: Vec<u8>,
+    pub(crate) public_key: Vec<u8>,
 }
 
 /// One loaded state of the ring: what verifies, and what signs now.
@@ -160,7 +160,8 @@ pub async fn nonce_secret(db: &Db) -> DbResult<Vec<u8>> {
     Ok(key.secret)
 }
 
-async fn insert_if_absent(db: &Db, purpose: &'static str, generation: i64, secret: Vec<u8>, public: Vec<u8>) -> DbResult<()> {
+/// Stores a key of `purpose` for `generation` unless one exists (the first instance wins).
+pub(crate) async fn insert_if_absent(db: &Db, purpose: &'static str, generation: i64, secret: Vec<u8>, public: Vec<u8>) -> DbResult<()> {
     let ctx = "creating a signing key";
     match db {
         Db::Sqlite(pool) => {
@@ -190,7 +191,8 @@ async fn insert_if_absent(db: &Db, purpose: &'static str, generation: i64, secre
     }
 }
 
-async fn load_keys(db: &Db, purpose: &'static str, min_generation: i64) -> DbResult<Vec<StoredKey>> {
+/// The keys of `purpose` from `min_generation` on, oldest first.
+pub(crate) async fn load_keys(db: &Db, purpose: &'static str, min_generation: i64) -> DbResult<Vec<StoredKey>> {
     let ctx = "loading signing keys";
     let sql_sqlite = "SELECT generation, secret, public_key FROM signing_keys \
                       WHERE purpose = ?1 AND generation >= ?2 ORDER BY generation";

@@ -9,6 +9,7 @@
 //! - [`dpop`]: proof checks and stateless nonces; [`store`]: storage for both databases;
 //! - [`ratelimit`]: the per-address brake on the login endpoints.
 
+pub mod attributes;
 pub mod auth;
 pub mod dpop;
 pub mod keys;

@@ -77,6 +77,8 @@ impl OidcError {
 pub struct VerifiedIdentity {
     pub national_id: String,
     pub display_name: String,
+    /// Birth date, student status, disability: only what the provider vouches for.
+    pub attributes: super::attributes::VerifiedAttributes,
 }
 
 impl std::fmt::Debug for VerifiedIdentity {
@@ -149,7 +151,8 @@ impl IdTokenVerifier {
             .and_then(Value::as_str)
             .map(|n| n.chars().take(200).collect::<String>())
             .unwrap_or_default();
-        Ok(VerifiedIdentity { national_id: number.to_string(), display_name })
+        let attributes = super::attributes::VerifiedAttributes::from_claims(&claims);
+        Ok(VerifiedIdentity { national_id: number.to_string(), display_name, attributes })
     }
 }
 

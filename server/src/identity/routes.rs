@@ -225,6 +225,7 @@ pub async fn callback(State(state): State<AppState>, ApiQuery(p): ApiQuery<Callb
         verified.national_id,
         verified.display_name,
         roles,
+        &verified.attributes,
         store::NewAppCode {
             hash: code_hash,
             challenge: transaction.app_challenge.clone(),

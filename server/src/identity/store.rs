@@ -147,20 +147,25 @@ pub async fn complete_login(
     national_id: String,
     display_name: String,
     roles: Vec<String>,
+    attributes: &super::attributes::VerifiedAttributes,
     code: NewAppCode,
 ) -> DbResult<String> {
     let ctx = "completing a login";
     let now = now_millis();
+    // Replaced at every login: what the provider vouches for today.
+    let attributes = attributes.to_stored();
     let new_id = uuid::Uuid::new_v4().to_string();
     match db {
         Db::Sqlite(pool) => {
             pool.write(ctx, move |tx| {
                 let (id, stored): (String, String) = tx
                     .query_row(
-                        "INSERT INTO accounts(id, national_id, display_name, profile, created_at) VALUES (?1, ?2, ?3, '', ?4) \
-                         ON CONFLICT(national_id) DO UPDATE SET display_name = excluded.display_name \
+                        "INSERT INTO accounts(id, national_id, display_name, profile, created_at, verified_attributes) \
+                         VALUES (?1, ?2, ?3, '', ?4, ?5) \
+                         ON CONFLICT(national_id) DO UPDATE SET display_name = excluded.display_name, \
+                         verified_attributes = excluded.verified_attributes \
                          RETURNING id, profile",
-                        rusqlite::params![new_id, national_id, display_name, now],
+                        rusqlite::params![new_id, national_id, display_name, now, attributes],
                         |r| Ok((r.get(0)?, r.get(1)?)),
                     )
                     .map_err(sqlite::q(ctx))?;
@@ -194,10 +199,12 @@ pub async fn complete_login(
             let mut locked = feed::lock_pg(&tx, &first_feed).await?;
             let row = tx
                 .query_one(
-                    "INSERT INTO accounts(id, national_id, display_name, profile, created_at) VALUES ($1, $2, $3, '', $4) \
-                     ON CONFLICT (national_id) DO UPDATE SET display_name = excluded.display_name \
+                    "INSERT INTO accounts(id, national_id, display_name, profile, created_at, verified_attributes) \
+                     VALUES ($1, $2, $3, '', $4, $5) \
+                     ON CONFLICT (national_id) DO UPDATE SET display_name = excluded.display_name, \
+                     verified_attributes = excluded.verified_attributes \
                      RETURNING id, profile",
-                    &[&id, &national_id, &display_name, &now],
+                    &[&id, &national_id, &display_name, &now, &attributes],
                 )
                 .await
                 .map_err(postgres::q(ctx))?;
