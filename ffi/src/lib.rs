@@ -13,7 +13,6 @@ mod catalog;
 mod core_object;
 mod drafts;
 mod error;
-mod gate;
 mod identity;
 mod platform;
 
@@ -22,6 +21,5 @@ pub use catalog::CatalogApi;
 pub use core_object::{CongdanCore, CoreSettings};
 pub use drafts::DraftsApi;
 pub use error::CongdanError;
-pub use gate::GateApi;
 pub use identity::IdentityApi;
 pub use platform::{Keystore, NetworkMonitor, PlatformError, SyncProgressListener};

@@ -181,6 +181,37 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE blobs ADD COLUMN uploaded_for TEXT;
     UPDATE blobs SET uploaded_for = (SELECT account_id FROM session WHERE id = 1) WHERE uploaded_at IS NOT NULL;
     "#,
+    // 10: the rider's tickets as issued (the signed statement, kept for showing codes
+    // offline; its fields in columns for listing; revocation), and purchases waiting in the outbox.
+    r#"
+    CREATE TABLE tickets (
+        id             TEXT PRIMARY KEY NOT NULL,
+        account_id     TEXT,
+        statement      BLOB NOT NULL,
+        product        INTEGER NOT NULL,
+        concession     INTEGER,
+        origin         INTEGER,
+        destination    INTEGER,
+        fare_vnd       INTEGER NOT NULL,
+        valid_from     INTEGER NOT NULL,
+        valid_until    INTEGER NOT NULL,
+        device_key     BLOB NOT NULL,
+        received_at    INTEGER NOT NULL,
+        revoked_at     INTEGER,
+        revoked_reason TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX tickets_by_account ON tickets(account_id, valid_until);
+    CREATE TABLE ticket_purchases (
+        id          TEXT PRIMARY KEY NOT NULL,
+        account_id  TEXT,
+        product     INTEGER NOT NULL,
+        origin      INTEGER,
+        destination INTEGER,
+        state       TEXT NOT NULL CHECK (state IN ('waiting', 'issued', 'refused')),
+        ticket_id   TEXT,
+        created_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
