@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 mod agency;
 mod drafts;
+mod gate;
 mod login;
 
 use congdan_core::catalog::{FieldType, ProcedureKind};
@@ -72,6 +73,8 @@ enum Command {
         #[command(subcommand)]
         action: agency::AgencyAction,
     },
+    /// A metro gate: validate ticket codes (QR text or PNG) offline, sync keys, revocations, taps.
+    Gate(gate::GateArgs),
 }
 
 #[derive(Subcommand)]
@@ -218,6 +221,12 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Command::Draft { action } => drafts::run_draft(&core, action, en).await?,
         Command::Case { action } => drafts::run_case(&core, action, en).await?,
         Command::Agency { action } => agency::run(&core, action, en).await?,
+        Command::Gate(args) => {
+            if !gate::run(&core, en, args).await? {
+                // Scripts read the exit status: 2 when a code was refused (or nothing synced).
+                std::process::exit(2);
+            }
+        }
         Command::Send => drafts::send(&core, en).await?,
         Command::Login { demo_user, timeout } => {
             let account = login::run(&core, demo_user.as_deref(), std::time::Duration::from_secs(timeout), en).await?;

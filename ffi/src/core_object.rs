@@ -119,3 +119,10 @@ impl CongdanCore {
         Ok(report)
     }
 }
+
+impl CongdanCore {
+    /// The core inside, for the sub-objects built from it (the gate).
+    pub(crate) fn core(&self) -> &Core {
+        &self.inner
+    }
+}

@@ -13,6 +13,7 @@ mod catalog;
 mod core_object;
 mod drafts;
 mod error;
+mod gate;
 mod identity;
 mod platform;
 
@@ -21,5 +22,6 @@ pub use catalog::CatalogApi;
 pub use core_object::{CongdanCore, CoreSettings};
 pub use drafts::DraftsApi;
 pub use error::CongdanError;
+pub use gate::GateApi;
 pub use identity::IdentityApi;
 pub use platform::{Keystore, NetworkMonitor, PlatformError, SyncProgressListener};

@@ -1685,6 +1685,256 @@ public func FfiConverterTypeDraftsApi_lower(_ value: DraftsApi) -> UInt64 {
 
 
 /**
+ * A gate device.
+ */
+public protocol GateApiProtocol: AnyObject, Sendable {
+    
+    /**
+     * Joins the station network: listen on `listen` (`0.0.0.0:47800`), tell `peers`
+     * (`10.0.0.12:47800`, …) about every accept; `station_key`: the station's 32-byte key.
+     * Returns the address listened on.
+     */
+    func joinStation(listen: String, peers: [String], stationKey: Data) throws  -> String
+    
+    /**
+     * Trusts the operator keys in this JSON (the shape of `GET /v1/operator/keys`).
+     */
+    func setKeysJson(json: String) throws  -> UInt64
+    
+    /**
+     * Takes a signed revocation list (statement `0x22`), verified with the trusted keys.
+     */
+    func setRevocations(statement: Data) throws  -> UInt64
+    
+    /**
+     * Pulls keys and revocations, uploads taps. Never throws for the network: see the report.
+     */
+    func syncWithServer() async  -> GateLinkReport
+    
+    /**
+     * Validates a code given as bytes and logs the decision.
+     */
+    func validateBytes(code: Data, nowS: UInt64?) throws  -> GateDecision
+    
+    /**
+     * Validates a code read from a QR (base45 text) and logs the decision. `now_s`: unix
+     * seconds, `None` for the gate's clock.
+     */
+    func validateText(text: String, nowS: UInt64?) throws  -> GateDecision
+    
+}
+/**
+ * A gate device.
+ */
+open class GateApi: GateApiProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_congdan_ffi_fn_clone_gateapi(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_congdan_ffi_fn_free_gateapi(handle, $0) }
+    }
+
+    
+    /**
+     * Opens a gate on `core`'s storage: keys, revocation list and recent taps it kept.
+     */
+public static func `open`(core: CongdanCore, settings: GateSettings)throws  -> GateApi  {
+    return try  FfiConverterTypeGateApi_lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_constructor_gateapi_open(
+        FfiConverterTypeCongdanCore_lower(core),
+        FfiConverterTypeGateSettings_lower(settings),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+    /**
+     * Joins the station network: listen on `listen` (`0.0.0.0:47800`), tell `peers`
+     * (`10.0.0.12:47800`, …) about every accept; `station_key`: the station's 32-byte key.
+     * Returns the address listened on.
+     */
+open func joinStation(listen: String, peers: [String], stationKey: Data)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_gateapi_join_station(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(listen),
+        FfiConverterSequenceString.lower(peers),
+        FfiConverterData.lower(stationKey),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Trusts the operator keys in this JSON (the shape of `GET /v1/operator/keys`).
+     */
+open func setKeysJson(json: String)throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_gateapi_set_keys_json(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(json),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Takes a signed revocation list (statement `0x22`), verified with the trusted keys.
+     */
+open func setRevocations(statement: Data)throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_gateapi_set_revocations(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(statement),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Pulls keys and revocations, uploads taps. Never throws for the network: see the report.
+     */
+open func syncWithServer()async  -> GateLinkReport  {
+    return
+        try!  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_congdan_ffi_fn_method_gateapi_sync_with_server(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_congdan_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_congdan_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_congdan_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeGateLinkReport_lift,
+            errorHandler: nil
+            
+        )
+}
+    
+    /**
+     * Validates a code given as bytes and logs the decision.
+     */
+open func validateBytes(code: Data, nowS: UInt64?)throws  -> GateDecision  {
+    return try  FfiConverterTypeGateDecision_lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_gateapi_validate_bytes(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(code),
+        FfiConverterOptionUInt64.lower(nowS),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Validates a code read from a QR (base45 text) and logs the decision. `now_s`: unix
+     * seconds, `None` for the gate's clock.
+     */
+open func validateText(text: String, nowS: UInt64?)throws  -> GateDecision  {
+    return try  FfiConverterTypeGateDecision_lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_gateapi_validate_text(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(text),
+        FfiConverterOptionUInt64.lower(nowS),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeGateApi: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = GateApi
+
+    public static func lift(_ handle: UInt64) throws -> GateApi {
+        return GateApi(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: GateApi) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> GateApi {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: GateApi, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGateApi_lift(_ handle: UInt64) throws -> GateApi {
+    return try FfiConverterTypeGateApi.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGateApi_lower(_ value: GateApi) -> UInt64 {
+    return FfiConverterTypeGateApi.lower(value)
+}
+
+
+
+
+
+
+/**
  * Login and session. Open `loginStart(...).authorizeUrl` in the system browser (Custom Tabs /
  * ASWebAuthenticationSession, never a web view) and pass the address it returns to
  * `loginFinish`.
@@ -4003,6 +4253,319 @@ public func FfiConverterTypeFormField_lower(_ value: FormField) -> RustBuffer {
 }
 
 
+/**
+ * A gate's decision: open or not, and what its screen says.
+ */
+public struct GateDecision: Equatable, Hashable {
+    public var accepted: Bool
+    /**
+     * `None` when accepted.
+     */
+    public var refusal: GateRefusal?
+    /**
+     * `accept` or the refusal's stable code (`stale_code`, `pass_back`, …).
+     */
+    public var code: String
+    public var messageVi: String
+    public var messageEn: String
+    /**
+     * Hex of the 16-byte ticket id, once the operator's signature verified.
+     */
+    public var ticketId: String?
+    /**
+     * Product number (1 single journey, 2 day, 3 three-day, 4 monthly) when accepted.
+     */
+    public var product: UInt64?
+    public var concession: UInt64?
+    /**
+     * Seconds of validity left when accepted.
+     */
+    public var remainingS: UInt64?
+    /**
+     * A single journey consumed by this exit.
+     */
+    public var consumed: Bool
+    /**
+     * Seconds the phone's clock was ahead, when tolerated (accepted) or too far (clock skew).
+     */
+    public var clockSkewS: Int64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(accepted: Bool, 
+        /**
+         * `None` when accepted.
+         */refusal: GateRefusal?, 
+        /**
+         * `accept` or the refusal's stable code (`stale_code`, `pass_back`, …).
+         */code: String, messageVi: String, messageEn: String, 
+        /**
+         * Hex of the 16-byte ticket id, once the operator's signature verified.
+         */ticketId: String?, 
+        /**
+         * Product number (1 single journey, 2 day, 3 three-day, 4 monthly) when accepted.
+         */product: UInt64?, concession: UInt64?, 
+        /**
+         * Seconds of validity left when accepted.
+         */remainingS: UInt64?, 
+        /**
+         * A single journey consumed by this exit.
+         */consumed: Bool, 
+        /**
+         * Seconds the phone's clock was ahead, when tolerated (accepted) or too far (clock skew).
+         */clockSkewS: Int64?) {
+        self.accepted = accepted
+        self.refusal = refusal
+        self.code = code
+        self.messageVi = messageVi
+        self.messageEn = messageEn
+        self.ticketId = ticketId
+        self.product = product
+        self.concession = concession
+        self.remainingS = remainingS
+        self.consumed = consumed
+        self.clockSkewS = clockSkewS
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension GateDecision: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeGateDecision: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> GateDecision {
+        return
+            try GateDecision(
+                accepted: FfiConverterBool.read(from: &buf), 
+                refusal: FfiConverterOptionTypeGateRefusal.read(from: &buf), 
+                code: FfiConverterString.read(from: &buf), 
+                messageVi: FfiConverterString.read(from: &buf), 
+                messageEn: FfiConverterString.read(from: &buf), 
+                ticketId: FfiConverterOptionString.read(from: &buf), 
+                product: FfiConverterOptionUInt64.read(from: &buf), 
+                concession: FfiConverterOptionUInt64.read(from: &buf), 
+                remainingS: FfiConverterOptionUInt64.read(from: &buf), 
+                consumed: FfiConverterBool.read(from: &buf), 
+                clockSkewS: FfiConverterOptionInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: GateDecision, into buf: inout [UInt8]) {
+        FfiConverterBool.write(value.accepted, into: &buf)
+        FfiConverterOptionTypeGateRefusal.write(value.refusal, into: &buf)
+        FfiConverterString.write(value.code, into: &buf)
+        FfiConverterString.write(value.messageVi, into: &buf)
+        FfiConverterString.write(value.messageEn, into: &buf)
+        FfiConverterOptionString.write(value.ticketId, into: &buf)
+        FfiConverterOptionUInt64.write(value.product, into: &buf)
+        FfiConverterOptionUInt64.write(value.concession, into: &buf)
+        FfiConverterOptionUInt64.write(value.remainingS, into: &buf)
+        FfiConverterBool.write(value.consumed, into: &buf)
+        FfiConverterOptionInt64.write(value.clockSkewS, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGateDecision_lift(_ buf: RustBuffer) throws -> GateDecision {
+    return try FfiConverterTypeGateDecision.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGateDecision_lower(_ value: GateDecision) -> RustBuffer {
+    return FfiConverterTypeGateDecision.lower(value)
+}
+
+
+/**
+ * What one exchange with the server did; the gate runs on whatever failed.
+ */
+public struct GateLinkReport: Equatable, Hashable {
+    public var keys: UInt64
+    public var keysError: String?
+    public var revocationSequence: UInt64
+    public var revoked: UInt64
+    public var revocationsError: String?
+    public var tapsQueued: UInt64
+    public var tapsSentBatches: UInt32
+    public var uploadError: String?
+    public var offline: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(keys: UInt64, keysError: String?, revocationSequence: UInt64, revoked: UInt64, revocationsError: String?, tapsQueued: UInt64, tapsSentBatches: UInt32, uploadError: String?, offline: Bool) {
+        self.keys = keys
+        self.keysError = keysError
+        self.revocationSequence = revocationSequence
+        self.revoked = revoked
+        self.revocationsError = revocationsError
+        self.tapsQueued = tapsQueued
+        self.tapsSentBatches = tapsSentBatches
+        self.uploadError = uploadError
+        self.offline = offline
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension GateLinkReport: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeGateLinkReport: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> GateLinkReport {
+        return
+            try GateLinkReport(
+                keys: FfiConverterUInt64.read(from: &buf), 
+                keysError: FfiConverterOptionString.read(from: &buf), 
+                revocationSequence: FfiConverterUInt64.read(from: &buf), 
+                revoked: FfiConverterUInt64.read(from: &buf), 
+                revocationsError: FfiConverterOptionString.read(from: &buf), 
+                tapsQueued: FfiConverterUInt64.read(from: &buf), 
+                tapsSentBatches: FfiConverterUInt32.read(from: &buf), 
+                uploadError: FfiConverterOptionString.read(from: &buf), 
+                offline: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: GateLinkReport, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.keys, into: &buf)
+        FfiConverterOptionString.write(value.keysError, into: &buf)
+        FfiConverterUInt64.write(value.revocationSequence, into: &buf)
+        FfiConverterUInt64.write(value.revoked, into: &buf)
+        FfiConverterOptionString.write(value.revocationsError, into: &buf)
+        FfiConverterUInt64.write(value.tapsQueued, into: &buf)
+        FfiConverterUInt32.write(value.tapsSentBatches, into: &buf)
+        FfiConverterOptionString.write(value.uploadError, into: &buf)
+        FfiConverterBool.write(value.offline, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGateLinkReport_lift(_ buf: RustBuffer) throws -> GateLinkReport {
+    return try FfiConverterTypeGateLinkReport.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGateLinkReport_lower(_ value: GateLinkReport) -> RustBuffer {
+    return FfiConverterTypeGateLinkReport.lower(value)
+}
+
+
+/**
+ * How a gate is set up. Times in seconds; `None` takes the default.
+ */
+public struct GateSettings: Equatable, Hashable {
+    public var stationId: UInt64
+    /**
+     * 1 to 32 letters, digits, '-', '_' or '.'.
+     */
+    public var gateId: String
+    /**
+     * `true`: an entry gate; `false`: an exit gate.
+     */
+    public var entry: Bool
+    public var stationGroup: UInt64?
+    public var slotLengthS: UInt64?
+    public var slotToleranceS: UInt64?
+    public var clockWindowS: UInt64?
+    public var passBackWindowS: UInt64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(stationId: UInt64, 
+        /**
+         * 1 to 32 letters, digits, '-', '_' or '.'.
+         */gateId: String, 
+        /**
+         * `true`: an entry gate; `false`: an exit gate.
+         */entry: Bool, stationGroup: UInt64?, slotLengthS: UInt64?, slotToleranceS: UInt64?, clockWindowS: UInt64?, passBackWindowS: UInt64?) {
+        self.stationId = stationId
+        self.gateId = gateId
+        self.entry = entry
+        self.stationGroup = stationGroup
+        self.slotLengthS = slotLengthS
+        self.slotToleranceS = slotToleranceS
+        self.clockWindowS = clockWindowS
+        self.passBackWindowS = passBackWindowS
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension GateSettings: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeGateSettings: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> GateSettings {
+        return
+            try GateSettings(
+                stationId: FfiConverterUInt64.read(from: &buf), 
+                gateId: FfiConverterString.read(from: &buf), 
+                entry: FfiConverterBool.read(from: &buf), 
+                stationGroup: FfiConverterOptionUInt64.read(from: &buf), 
+                slotLengthS: FfiConverterOptionUInt64.read(from: &buf), 
+                slotToleranceS: FfiConverterOptionUInt64.read(from: &buf), 
+                clockWindowS: FfiConverterOptionUInt64.read(from: &buf), 
+                passBackWindowS: FfiConverterOptionUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: GateSettings, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.stationId, into: &buf)
+        FfiConverterString.write(value.gateId, into: &buf)
+        FfiConverterBool.write(value.entry, into: &buf)
+        FfiConverterOptionUInt64.write(value.stationGroup, into: &buf)
+        FfiConverterOptionUInt64.write(value.slotLengthS, into: &buf)
+        FfiConverterOptionUInt64.write(value.slotToleranceS, into: &buf)
+        FfiConverterOptionUInt64.write(value.clockWindowS, into: &buf)
+        FfiConverterOptionUInt64.write(value.passBackWindowS, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGateSettings_lift(_ buf: RustBuffer) throws -> GateSettings {
+    return try FfiConverterTypeGateSettings.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGateSettings_lower(_ value: GateSettings) -> RustBuffer {
+    return FfiConverterTypeGateSettings.lower(value)
+}
+
+
 public struct LocalizedText: Equatable, Hashable {
     public var vi: String
     public var en: String
@@ -5097,6 +5660,159 @@ public func FfiConverterTypeFieldValue_lower(_ value: FieldValue) -> RustBuffer 
 
 
 
+/**
+ * Why a gate refuses a code (one reason per decision).
+ */
+
+public enum GateRefusal: Equatable, Hashable {
+    
+    case malformed
+    case unknownKey
+    case forged
+    case tampered
+    case wrongDevice
+    case revoked
+    case expired
+    case notYetValid
+    case staleCode
+    case clockSkew
+    case passBack
+    case wrongStation
+    case fareTooLow
+    case alreadyUsed
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension GateRefusal: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeGateRefusal: FfiConverterRustBuffer {
+    typealias SwiftType = GateRefusal
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> GateRefusal {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .malformed
+        
+        case 2: return .unknownKey
+        
+        case 3: return .forged
+        
+        case 4: return .tampered
+        
+        case 5: return .wrongDevice
+        
+        case 6: return .revoked
+        
+        case 7: return .expired
+        
+        case 8: return .notYetValid
+        
+        case 9: return .staleCode
+        
+        case 10: return .clockSkew
+        
+        case 11: return .passBack
+        
+        case 12: return .wrongStation
+        
+        case 13: return .fareTooLow
+        
+        case 14: return .alreadyUsed
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: GateRefusal, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .malformed:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .unknownKey:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .forged:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .tampered:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .wrongDevice:
+            writeInt(&buf, Int32(5))
+        
+        
+        case .revoked:
+            writeInt(&buf, Int32(6))
+        
+        
+        case .expired:
+            writeInt(&buf, Int32(7))
+        
+        
+        case .notYetValid:
+            writeInt(&buf, Int32(8))
+        
+        
+        case .staleCode:
+            writeInt(&buf, Int32(9))
+        
+        
+        case .clockSkew:
+            writeInt(&buf, Int32(10))
+        
+        
+        case .passBack:
+            writeInt(&buf, Int32(11))
+        
+        
+        case .wrongStation:
+            writeInt(&buf, Int32(12))
+        
+        
+        case .fareTooLow:
+            writeInt(&buf, Int32(13))
+        
+        
+        case .alreadyUsed:
+            writeInt(&buf, Int32(14))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGateRefusal_lift(_ buf: RustBuffer) throws -> GateRefusal {
+    return try FfiConverterTypeGateRefusal.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGateRefusal_lower(_ value: GateRefusal) -> RustBuffer {
+    return FfiConverterTypeGateRefusal.lower(value)
+}
+
+
+
 
 public enum IssueCode: Equatable, Hashable {
     
@@ -5822,6 +6538,30 @@ fileprivate struct FfiConverterOptionUInt32: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
+    typealias SwiftType = UInt64?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterUInt64.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterUInt64.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionInt64: FfiConverterRustBuffer {
     typealias SwiftType = Int64?
 
@@ -6030,6 +6770,30 @@ fileprivate struct FfiConverterOptionTypeProcedure: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeProcedure.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeGateRefusal: FfiConverterRustBuffer {
+    typealias SwiftType = GateRefusal?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeGateRefusal.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeGateRefusal.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }

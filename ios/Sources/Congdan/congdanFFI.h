@@ -530,6 +530,51 @@ void uniffi_congdan_ffi_fn_method_draftsapi_undelete(uint64_t ptr, RustBuffer id
 RustBuffer uniffi_congdan_ffi_fn_method_draftsapi_validate(uint64_t ptr, RustBuffer id, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_GATEAPI
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_GATEAPI
+uint64_t uniffi_congdan_ffi_fn_clone_gateapi(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_FREE_GATEAPI
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_FREE_GATEAPI
+void uniffi_congdan_ffi_fn_free_gateapi(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CONSTRUCTOR_GATEAPI_OPEN
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CONSTRUCTOR_GATEAPI_OPEN
+uint64_t uniffi_congdan_ffi_fn_constructor_gateapi_open(uint64_t core, RustBuffer settings, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_GATEAPI_JOIN_STATION
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_GATEAPI_JOIN_STATION
+RustBuffer uniffi_congdan_ffi_fn_method_gateapi_join_station(uint64_t ptr, RustBuffer listen, RustBuffer peers, RustBuffer station_key, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_GATEAPI_SET_KEYS_JSON
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_GATEAPI_SET_KEYS_JSON
+uint64_t uniffi_congdan_ffi_fn_method_gateapi_set_keys_json(uint64_t ptr, RustBuffer json, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_GATEAPI_SET_REVOCATIONS
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_GATEAPI_SET_REVOCATIONS
+uint64_t uniffi_congdan_ffi_fn_method_gateapi_set_revocations(uint64_t ptr, RustBuffer statement, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_GATEAPI_SYNC_WITH_SERVER
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_GATEAPI_SYNC_WITH_SERVER
+uint64_t uniffi_congdan_ffi_fn_method_gateapi_sync_with_server(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_GATEAPI_VALIDATE_BYTES
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_GATEAPI_VALIDATE_BYTES
+RustBuffer uniffi_congdan_ffi_fn_method_gateapi_validate_bytes(uint64_t ptr, RustBuffer code, RustBuffer now_s, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_GATEAPI_VALIDATE_TEXT
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_GATEAPI_VALIDATE_TEXT
+RustBuffer uniffi_congdan_ffi_fn_method_gateapi_validate_text(uint64_t ptr, RustBuffer text, RustBuffer now_s, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_IDENTITYAPI
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_IDENTITYAPI
 uint64_t uniffi_congdan_ffi_fn_clone_identityapi(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -1104,6 +1149,42 @@ uint16_t uniffi_congdan_ffi_checksum_method_draftsapi_validate(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_GATEAPI_JOIN_STATION
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_GATEAPI_JOIN_STATION
+uint16_t uniffi_congdan_ffi_checksum_method_gateapi_join_station(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_GATEAPI_SET_KEYS_JSON
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_GATEAPI_SET_KEYS_JSON
+uint16_t uniffi_congdan_ffi_checksum_method_gateapi_set_keys_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_GATEAPI_SET_REVOCATIONS
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_GATEAPI_SET_REVOCATIONS
+uint16_t uniffi_congdan_ffi_checksum_method_gateapi_set_revocations(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_GATEAPI_SYNC_WITH_SERVER
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_GATEAPI_SYNC_WITH_SERVER
+uint16_t uniffi_congdan_ffi_checksum_method_gateapi_sync_with_server(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_GATEAPI_VALIDATE_BYTES
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_GATEAPI_VALIDATE_BYTES
+uint16_t uniffi_congdan_ffi_checksum_method_gateapi_validate_bytes(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_GATEAPI_VALIDATE_TEXT
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_GATEAPI_VALIDATE_TEXT
+uint16_t uniffi_congdan_ffi_checksum_method_gateapi_validate_text(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_IDENTITYAPI_ACCOUNT
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_IDENTITYAPI_ACCOUNT
 uint16_t uniffi_congdan_ffi_checksum_method_identityapi_account(void
@@ -1173,6 +1254,12 @@ uint16_t uniffi_congdan_ffi_checksum_method_syncprogresslistener_on_progress(voi
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_CONSTRUCTOR_CONGDANCORE_OPEN
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_CONSTRUCTOR_CONGDANCORE_OPEN
 uint16_t uniffi_congdan_ffi_checksum_constructor_congdancore_open(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_CONSTRUCTOR_GATEAPI_OPEN
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_CONSTRUCTOR_GATEAPI_OPEN
+uint16_t uniffi_congdan_ffi_checksum_constructor_gateapi_open(void
     
 );
 #endif

@@ -833,6 +833,18 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_draftsapi_validate(
     ): Int
+    external fun uniffi_congdan_ffi_checksum_method_gateapi_join_station(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_gateapi_set_keys_json(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_gateapi_set_revocations(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_gateapi_sync_with_server(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_gateapi_validate_bytes(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_gateapi_validate_text(
+    ): Int
     external fun uniffi_congdan_ffi_checksum_method_identityapi_account(
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_identityapi_login_finish(
@@ -856,6 +868,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_congdan_ffi_checksum_method_syncprogresslistener_on_progress(
     ): Int
     external fun uniffi_congdan_ffi_checksum_constructor_congdancore_open(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_constructor_gateapi_open(
     ): Int
     external fun ffi_congdan_ffi_uniffi_contract_version(
     ): Int
@@ -965,6 +979,24 @@ internal object UniffiLib {
     external fun uniffi_congdan_ffi_fn_method_draftsapi_undelete(`ptr`: Long,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_congdan_ffi_fn_method_draftsapi_validate(`ptr`: Long,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_clone_gateapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_congdan_ffi_fn_free_gateapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_congdan_ffi_fn_constructor_gateapi_open(`core`: Long,`settings`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_congdan_ffi_fn_method_gateapi_join_station(`ptr`: Long,`listen`: RustBuffer.ByValue,`peers`: RustBuffer.ByValue,`stationKey`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_gateapi_set_keys_json(`ptr`: Long,`json`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_congdan_ffi_fn_method_gateapi_set_revocations(`ptr`: Long,`statement`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_congdan_ffi_fn_method_gateapi_sync_with_server(`ptr`: Long,
+    ): Long
+    external fun uniffi_congdan_ffi_fn_method_gateapi_validate_bytes(`ptr`: Long,`code`: RustBuffer.ByValue,`nowS`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_gateapi_validate_text(`ptr`: Long,`text`: RustBuffer.ByValue,`nowS`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_congdan_ffi_fn_clone_identityapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -3317,6 +3349,420 @@ public object FfiConverterTypeDraftsApi: FfiConverter<DraftsApi, Long> {
     override fun allocationSize(value: DraftsApi) = 8UL
 
     override fun write(value: DraftsApi, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * A gate device.
+ */
+public interface GateApiInterface {
+    
+    /**
+     * Joins the station network: listen on `listen` (`0.0.0.0:47800`), tell `peers`
+     * (`10.0.0.12:47800`, …) about every accept; `station_key`: the station's 32-byte key.
+     * Returns the address listened on.
+     */
+    fun `joinStation`(`listen`: kotlin.String, `peers`: List<kotlin.String>, `stationKey`: kotlin.ByteArray): kotlin.String
+    
+    /**
+     * Trusts the operator keys in this JSON (the shape of `GET /v1/operator/keys`).
+     */
+    fun `setKeysJson`(`json`: kotlin.String): kotlin.ULong
+    
+    /**
+     * Takes a signed revocation list (statement `0x22`), verified with the trusted keys.
+     */
+    fun `setRevocations`(`statement`: kotlin.ByteArray): kotlin.ULong
+    
+    /**
+     * Pulls keys and revocations, uploads taps. Never throws for the network: see the report.
+     */
+    suspend fun `syncWithServer`(): GateLinkReport
+    
+    /**
+     * Validates a code given as bytes and logs the decision.
+     */
+    fun `validateBytes`(`code`: kotlin.ByteArray, `nowS`: kotlin.ULong?): GateDecision
+    
+    /**
+     * Validates a code read from a QR (base45 text) and logs the decision. `now_s`: unix
+     * seconds, `None` for the gate's clock.
+     */
+    fun `validateText`(`text`: kotlin.String, `nowS`: kotlin.ULong?): GateDecision
+    
+    companion object
+}
+
+/**
+ * A gate device.
+ */
+open class GateApi: Disposable, AutoCloseable, GateApiInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_congdan_ffi_fn_free_gateapi(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_congdan_ffi_fn_clone_gateapi(handle, status)
+        }
+    }
+
+    
+    /**
+     * Joins the station network: listen on `listen` (`0.0.0.0:47800`), tell `peers`
+     * (`10.0.0.12:47800`, …) about every accept; `station_key`: the station's 32-byte key.
+     * Returns the address listened on.
+     */
+    @Throws(CongdanException::class)override fun `joinStation`(`listen`: kotlin.String, `peers`: List<kotlin.String>, `stationKey`: kotlin.ByteArray): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_gateapi_join_station(
+        it,
+        
+        FfiConverterString.lower(`listen`),
+        FfiConverterSequenceString.lower(`peers`),
+        FfiConverterByteArray.lower(`stationKey`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Trusts the operator keys in this JSON (the shape of `GET /v1/operator/keys`).
+     */
+    @Throws(CongdanException::class)override fun `setKeysJson`(`json`: kotlin.String): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_gateapi_set_keys_json(
+        it,
+        
+        FfiConverterString.lower(`json`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Takes a signed revocation list (statement `0x22`), verified with the trusted keys.
+     */
+    @Throws(CongdanException::class)override fun `setRevocations`(`statement`: kotlin.ByteArray): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_gateapi_set_revocations(
+        it,
+        
+        FfiConverterByteArray.lower(`statement`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Pulls keys and revocations, uploads taps. Never throws for the network: see the report.
+     */
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `syncWithServer`() : GateLinkReport {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_congdan_ffi_fn_method_gateapi_sync_with_server(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_congdan_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeGateLinkReport.lift(it) },
+        // Error FFI converter
+        UniffiNullRustCallStatusErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Validates a code given as bytes and logs the decision.
+     */
+    @Throws(CongdanException::class)override fun `validateBytes`(`code`: kotlin.ByteArray, `nowS`: kotlin.ULong?): GateDecision {
+            return FfiConverterTypeGateDecision.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_gateapi_validate_bytes(
+        it,
+        
+        FfiConverterByteArray.lower(`code`),
+        FfiConverterOptionalULong.lower(`nowS`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Validates a code read from a QR (base45 text) and logs the decision. `now_s`: unix
+     * seconds, `None` for the gate's clock.
+     */
+    @Throws(CongdanException::class)override fun `validateText`(`text`: kotlin.String, `nowS`: kotlin.ULong?): GateDecision {
+            return FfiConverterTypeGateDecision.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_gateapi_validate_text(
+        it,
+        
+        FfiConverterString.lower(`text`),
+        FfiConverterOptionalULong.lower(`nowS`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    companion object {
+        
+    /**
+     * Opens a gate on `core`'s storage: keys, revocation list and recent taps it kept.
+     */
+    @Throws(CongdanException::class) fun `open`(`core`: CongdanCore, `settings`: GateSettings): GateApi {
+            return FfiConverterTypeGateApi.lift(
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_constructor_gateapi_open(
+    
+        
+        FfiConverterTypeCongdanCore.lower(`core`),
+        FfiConverterTypeGateSettings.lower(`settings`),_status)
+}
+    )
+    }
+    
+
+        
+    }
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeGateApi: FfiConverter<GateApi, Long> {
+    override fun lower(value: GateApi): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): GateApi {
+        return GateApi(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): GateApi {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: GateApi) = 8UL
+
+    override fun write(value: GateApi, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -5876,6 +6322,266 @@ public object FfiConverterTypeFormField: FfiConverterRustBuffer<FormField> {
 
 
 
+/**
+ * A gate's decision: open or not, and what its screen says.
+ */
+data class GateDecision (
+    var `accepted`: kotlin.Boolean
+    , 
+    /**
+     * `None` when accepted.
+     */
+    var `refusal`: GateRefusal?
+    , 
+    /**
+     * `accept` or the refusal's stable code (`stale_code`, `pass_back`, …).
+     */
+    var `code`: kotlin.String
+    , 
+    var `messageVi`: kotlin.String
+    , 
+    var `messageEn`: kotlin.String
+    , 
+    /**
+     * Hex of the 16-byte ticket id, once the operator's signature verified.
+     */
+    var `ticketId`: kotlin.String?
+    , 
+    /**
+     * Product number (1 single journey, 2 day, 3 three-day, 4 monthly) when accepted.
+     */
+    var `product`: kotlin.ULong?
+    , 
+    var `concession`: kotlin.ULong?
+    , 
+    /**
+     * Seconds of validity left when accepted.
+     */
+    var `remainingS`: kotlin.ULong?
+    , 
+    /**
+     * A single journey consumed by this exit.
+     */
+    var `consumed`: kotlin.Boolean
+    , 
+    /**
+     * Seconds the phone's clock was ahead, when tolerated (accepted) or too far (clock skew).
+     */
+    var `clockSkewS`: kotlin.Long?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeGateDecision: FfiConverterRustBuffer<GateDecision> {
+    override fun read(buf: ByteBuffer): GateDecision {
+        return GateDecision(
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalTypeGateRefusal.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalLong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: GateDecision) = (
+            FfiConverterBoolean.allocationSize(value.`accepted`) +
+            FfiConverterOptionalTypeGateRefusal.allocationSize(value.`refusal`) +
+            FfiConverterString.allocationSize(value.`code`) +
+            FfiConverterString.allocationSize(value.`messageVi`) +
+            FfiConverterString.allocationSize(value.`messageEn`) +
+            FfiConverterOptionalString.allocationSize(value.`ticketId`) +
+            FfiConverterOptionalULong.allocationSize(value.`product`) +
+            FfiConverterOptionalULong.allocationSize(value.`concession`) +
+            FfiConverterOptionalULong.allocationSize(value.`remainingS`) +
+            FfiConverterBoolean.allocationSize(value.`consumed`) +
+            FfiConverterOptionalLong.allocationSize(value.`clockSkewS`)
+    )
+
+    override fun write(value: GateDecision, buf: ByteBuffer) {
+            FfiConverterBoolean.write(value.`accepted`, buf)
+            FfiConverterOptionalTypeGateRefusal.write(value.`refusal`, buf)
+            FfiConverterString.write(value.`code`, buf)
+            FfiConverterString.write(value.`messageVi`, buf)
+            FfiConverterString.write(value.`messageEn`, buf)
+            FfiConverterOptionalString.write(value.`ticketId`, buf)
+            FfiConverterOptionalULong.write(value.`product`, buf)
+            FfiConverterOptionalULong.write(value.`concession`, buf)
+            FfiConverterOptionalULong.write(value.`remainingS`, buf)
+            FfiConverterBoolean.write(value.`consumed`, buf)
+            FfiConverterOptionalLong.write(value.`clockSkewS`, buf)
+    }
+}
+
+
+
+/**
+ * What one exchange with the server did; the gate runs on whatever failed.
+ */
+data class GateLinkReport (
+    var `keys`: kotlin.ULong
+    , 
+    var `keysError`: kotlin.String?
+    , 
+    var `revocationSequence`: kotlin.ULong
+    , 
+    var `revoked`: kotlin.ULong
+    , 
+    var `revocationsError`: kotlin.String?
+    , 
+    var `tapsQueued`: kotlin.ULong
+    , 
+    var `tapsSentBatches`: kotlin.UInt
+    , 
+    var `uploadError`: kotlin.String?
+    , 
+    var `offline`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeGateLinkReport: FfiConverterRustBuffer<GateLinkReport> {
+    override fun read(buf: ByteBuffer): GateLinkReport {
+        return GateLinkReport(
+            FfiConverterULong.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: GateLinkReport) = (
+            FfiConverterULong.allocationSize(value.`keys`) +
+            FfiConverterOptionalString.allocationSize(value.`keysError`) +
+            FfiConverterULong.allocationSize(value.`revocationSequence`) +
+            FfiConverterULong.allocationSize(value.`revoked`) +
+            FfiConverterOptionalString.allocationSize(value.`revocationsError`) +
+            FfiConverterULong.allocationSize(value.`tapsQueued`) +
+            FfiConverterUInt.allocationSize(value.`tapsSentBatches`) +
+            FfiConverterOptionalString.allocationSize(value.`uploadError`) +
+            FfiConverterBoolean.allocationSize(value.`offline`)
+    )
+
+    override fun write(value: GateLinkReport, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`keys`, buf)
+            FfiConverterOptionalString.write(value.`keysError`, buf)
+            FfiConverterULong.write(value.`revocationSequence`, buf)
+            FfiConverterULong.write(value.`revoked`, buf)
+            FfiConverterOptionalString.write(value.`revocationsError`, buf)
+            FfiConverterULong.write(value.`tapsQueued`, buf)
+            FfiConverterUInt.write(value.`tapsSentBatches`, buf)
+            FfiConverterOptionalString.write(value.`uploadError`, buf)
+            FfiConverterBoolean.write(value.`offline`, buf)
+    }
+}
+
+
+
+/**
+ * How a gate is set up. Times in seconds; `None` takes the default.
+ */
+data class GateSettings (
+    var `stationId`: kotlin.ULong
+    , 
+    /**
+     * 1 to 32 letters, digits, '-', '_' or '.'.
+     */
+    var `gateId`: kotlin.String
+    , 
+    /**
+     * `true`: an entry gate; `false`: an exit gate.
+     */
+    var `entry`: kotlin.Boolean
+    , 
+    var `stationGroup`: kotlin.ULong?
+    , 
+    var `slotLengthS`: kotlin.ULong?
+    , 
+    var `slotToleranceS`: kotlin.ULong?
+    , 
+    var `clockWindowS`: kotlin.ULong?
+    , 
+    var `passBackWindowS`: kotlin.ULong?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeGateSettings: FfiConverterRustBuffer<GateSettings> {
+    override fun read(buf: ByteBuffer): GateSettings {
+        return GateSettings(
+            FfiConverterULong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: GateSettings) = (
+            FfiConverterULong.allocationSize(value.`stationId`) +
+            FfiConverterString.allocationSize(value.`gateId`) +
+            FfiConverterBoolean.allocationSize(value.`entry`) +
+            FfiConverterOptionalULong.allocationSize(value.`stationGroup`) +
+            FfiConverterOptionalULong.allocationSize(value.`slotLengthS`) +
+            FfiConverterOptionalULong.allocationSize(value.`slotToleranceS`) +
+            FfiConverterOptionalULong.allocationSize(value.`clockWindowS`) +
+            FfiConverterOptionalULong.allocationSize(value.`passBackWindowS`)
+    )
+
+    override fun write(value: GateSettings, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`stationId`, buf)
+            FfiConverterString.write(value.`gateId`, buf)
+            FfiConverterBoolean.write(value.`entry`, buf)
+            FfiConverterOptionalULong.write(value.`stationGroup`, buf)
+            FfiConverterOptionalULong.write(value.`slotLengthS`, buf)
+            FfiConverterOptionalULong.write(value.`slotToleranceS`, buf)
+            FfiConverterOptionalULong.write(value.`clockWindowS`, buf)
+            FfiConverterOptionalULong.write(value.`passBackWindowS`, buf)
+    }
+}
+
+
+
 data class LocalizedText (
     var `vi`: kotlin.String
     , 
@@ -7015,6 +7721,55 @@ public object FfiConverterTypeFieldValue : FfiConverterRustBuffer<FieldValue>{
 
 
 
+/**
+ * Why a gate refuses a code (one reason per decision).
+ */
+
+enum class GateRefusal {
+    
+    MALFORMED,
+    UNKNOWN_KEY,
+    FORGED,
+    TAMPERED,
+    WRONG_DEVICE,
+    REVOKED,
+    EXPIRED,
+    NOT_YET_VALID,
+    STALE_CODE,
+    CLOCK_SKEW,
+    PASS_BACK,
+    WRONG_STATION,
+    FARE_TOO_LOW,
+    ALREADY_USED;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeGateRefusal: FfiConverterRustBuffer<GateRefusal> {
+    override fun read(buf: ByteBuffer) = try {
+        GateRefusal.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: GateRefusal) = 4UL
+
+    override fun write(value: GateRefusal, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
 
 enum class IssueCode {
     
@@ -7443,6 +8198,38 @@ public object FfiConverterOptionalUInt: FfiConverterRustBuffer<kotlin.UInt?> {
 /**
  * @suppress
  */
+public object FfiConverterOptionalULong: FfiConverterRustBuffer<kotlin.ULong?> {
+    override fun read(buf: ByteBuffer): kotlin.ULong? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterULong.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.ULong?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterULong.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.ULong?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterULong.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalLong: FfiConverterRustBuffer<kotlin.Long?> {
     override fun read(buf: ByteBuffer): kotlin.Long? {
         if (buf.get().toInt() == 0) {
@@ -7721,6 +8508,38 @@ public object FfiConverterOptionalTypeProcedure: FfiConverterRustBuffer<Procedur
         } else {
             buf.put(1)
             FfiConverterTypeProcedure.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeGateRefusal: FfiConverterRustBuffer<GateRefusal?> {
+    override fun read(buf: ByteBuffer): GateRefusal? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeGateRefusal.read(buf)
+    }
+
+    override fun allocationSize(value: GateRefusal?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeGateRefusal.allocationSize(value)
+        }
+    }
+
+    override fun write(value: GateRefusal?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeGateRefusal.write(value, buf)
         }
     }
 }
