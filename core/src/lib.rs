@@ -11,6 +11,7 @@ pub mod error;
 pub mod identity;
 pub mod outbox;
 pub mod platform;
+pub mod signing;
 pub mod store;
 pub mod sync;
 pub mod text;

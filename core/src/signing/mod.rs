@@ -1,0 +1,17 @@
+//! Document signing (issue 6): a resident approves or declines an agency's signature request with
+//! the phone's device key, signs what they submit in a case, and the server attests which device
+//! keys were theirs. The signed byte structures live in [`wire`] (shared with the server, layout
+//! in docs/signatures.md); the JSON of the feed and the endpoints in [`api`].
+
+pub mod api;
+pub mod wire;
+
+pub use api::{Refusal, RequestState, SignatureRequestView};
+pub use wire::{
+    dossier_content_hash, public_key_pem, summary_hash, verify_decision, verify_dossier_signature,
+    verify_key_attestation, Decision, DossierSignature, Intent, KeyAttestation, SigningError, VerifiedDecision,
+    VerifiedDossierSignature, VerifiedKeyAttestation,
+};
+
+#[cfg(test)]
+mod wire_tests;
