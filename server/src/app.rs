@@ -83,7 +83,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/tickets", get(tickets::list))
         .route("/v1/operator/keys", get(tickets::operator::keys))
         .route("/v1/operator/revocations", get(tickets::operator::revocation_list))
-        .route("/v1/operator/taps", post(tickets::operator::upload_taps))
+        // A full batch of taps (400) may pass the JSON limit.
+        .route("/v1/operator/taps", post(tickets::operator::upload_taps).layer(DefaultBodyLimit::max(tickets::taps::MAX_BODY_BYTES)))
         .route("/v1/agency/cases/{id}/status", post(cases::agency::set_status))
         .route("/v1/agency/cases/{id}/attachments/{sha256}", get(cases::agency::attachment));
     if let Some(dev_idp) = state.identity.dev_idp_router() {

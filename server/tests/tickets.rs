@@ -312,6 +312,18 @@ on_both_backends!(operator_endpoints_need_the_operator_role, |b: Backend| async 
     assert!(keys.iter().all(|k| k["algorithm"] == "Ed25519" && (1..=2).contains(&k["key_id"].as_str().unwrap().len())));
     assert!(keys[0]["valid_from"].as_u64().unwrap() <= now_secs() && keys[1]["valid_from"].as_u64().unwrap() > now_secs());
 
+    // A full batch from a gate with a long id fits the upload's body limit.
+    let gate = "Cổng vào số 01 – Bến Thành (phía đường Lê Lợi)";
+    let full: Vec<Value> = (0..400u64)
+        .map(|i| json!({"ticket_id": format!("{i:032x}"), "station": 1, "gate": gate, "direction": "entry",
+            "at": now_secs() - i, "decision": "fare_too_low"}))
+        .collect();
+    let full = json!({"taps": full});
+    assert!(serde_json::to_vec(&full).unwrap().len() > 64 * 1024);
+    let r = operator.command("/v1/operator/taps", &full, "full").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["stored"], 400);
+
     // Bad batches are refused with a reason.
     for bad in [
         json!({"taps": []}),
