@@ -8,6 +8,7 @@ mod agency;
 mod drafts;
 mod gate;
 mod login;
+mod ticket;
 
 use congdan_core::catalog::{FieldType, ProcedureKind};
 use congdan_core::identity::SessionState;
@@ -72,6 +73,11 @@ enum Command {
     Agency {
         #[command(subcommand)]
         action: agency::AgencyAction,
+    },
+    /// Metro tickets: buy, list, and show the code for the gate (works offline).
+    Ticket {
+        #[command(subcommand)]
+        action: ticket::TicketAction,
     },
     /// A metro gate: validate ticket codes (QR text or PNG) offline, sync keys, revocations, taps.
     Gate(gate::GateArgs),
@@ -221,6 +227,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Command::Draft { action } => drafts::run_draft(&core, action, en).await?,
         Command::Case { action } => drafts::run_case(&core, action, en).await?,
         Command::Agency { action } => agency::run(&core, action, en).await?,
+        Command::Ticket { action } => ticket::run(&core, action, en).await?,
         Command::Gate(args) => {
             if !gate::run(&core, en, args).await? {
                 // Scripts read the exit status: 2 when a code was refused (or nothing synced).

@@ -88,6 +88,11 @@ impl CongdanCore {
         Arc::new(AgencyApi { inner: self.inner.agency() })
     }
 
+    /// QR transit tickets, the rider's side: buy, list, the rotating code for the gate.
+    pub fn tickets(&self) -> Arc<crate::tickets::TicketsApi> {
+        Arc::new(crate::tickets::TicketsApi { inner: self.inner.tickets() })
+    }
+
     /// Sends every due command in the outbox now. Offline is reported, not thrown.
     pub async fn send_outbox(&self) -> Result<DrainReport, CongdanError> {
         Ok(self.inner.send_outbox().await?)

@@ -16,6 +16,7 @@ mod error;
 mod gate;
 mod identity;
 mod platform;
+mod tickets;
 
 pub use agency::AgencyApi;
 pub use catalog::CatalogApi;
@@ -25,3 +26,4 @@ pub use error::CongdanError;
 pub use gate::GateApi;
 pub use identity::IdentityApi;
 pub use platform::{Keystore, NetworkMonitor, PlatformError, SyncProgressListener};
+pub use tickets::TicketsApi;
