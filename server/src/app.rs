@@ -16,7 +16,7 @@ use crate::config::ServerConfig;
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::identity::{self, Identity};
-use crate::{blobs, cases, catalog, drafts, openapi, sync, tickets};
+use crate::{blobs, cases, catalog, drafts, openapi, signing, sync, tickets};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -56,6 +56,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/operator/keys"),
     ("get", "/v1/operator/revocations"),
     ("post", "/v1/operator/taps"),
+    ("post", "/v1/agency/signature-requests"),
+    ("get", "/v1/agency/signature-requests"),
+    ("get", "/v1/agency/signature-requests/{id}"),
+    ("post", "/v1/agency/signature-requests/{id}/cancel"),
+    ("get", "/v1/agency/signature-requests/{id}/bundle"),
+    ("get", "/v1/agency/signature-requests/{id}/audit"),
+    ("get", "/v1/agency/cases/{id}/signature-bundle"),
+    ("get", "/v1/signature-requests/{id}/document"),
+    ("post", "/v1/signature-requests/{id}/decision"),
+    ("get", "/v1/me/device-keys"),
+    ("post", "/v1/me/device-keys/{key_id}/revoke"),
 ];
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
@@ -86,7 +97,17 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         // A full batch of taps (400) may pass the JSON limit.
         .route("/v1/operator/taps", post(tickets::operator::upload_taps).layer(DefaultBodyLimit::max(tickets::taps::MAX_BODY_BYTES)))
         .route("/v1/agency/cases/{id}/status", post(cases::agency::set_status))
-        .route("/v1/agency/cases/{id}/attachments/{sha256}", get(cases::agency::attachment));
+        .route("/v1/agency/cases/{id}/attachments/{sha256}", get(cases::agency::attachment))
+        .route("/v1/agency/signature-requests", post(signing::agency::create).get(signing::agency::list))
+        .route("/v1/agency/signature-requests/{id}", get(signing::agency::get))
+        .route("/v1/agency/signature-requests/{id}/cancel", post(signing::agency::cancel))
+        .route("/v1/agency/signature-requests/{id}/bundle", get(signing::agency::download_bundle))
+        .route("/v1/agency/signature-requests/{id}/audit", get(signing::agency::audit_trail))
+        .route("/v1/agency/cases/{id}/signature-bundle", get(signing::dossier::case_bundle))
+        .route("/v1/signature-requests/{id}/document", get(signing::resident::document))
+        .route("/v1/signature-requests/{id}/decision", post(signing::resident::decide))
+        .route("/v1/me/device-keys", get(identity::device_keys::list))
+        .route("/v1/me/device-keys/{key_id}/revoke", post(identity::device_keys::revoke_route));
     if let Some(dev_idp) = state.identity.dev_idp_router() {
         app = app.nest_service("/dev-idp", dev_idp);
     }

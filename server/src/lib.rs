@@ -17,6 +17,7 @@ pub mod feed;
 pub mod identity;
 pub mod logging;
 pub mod openapi;
+pub mod signing;
 pub mod sync;
 pub mod tickets;
 

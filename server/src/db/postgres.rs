@@ -247,6 +247,59 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (ticket_id, gate, at, direction)
     );
     "#,
+    // Signature requests (issue 6): device keys revocable by their resident, requests with their
+    // hash-chained audit trail (the row keeps the newest hash and the count), and the signatures
+    // of submitted cases (a case without a row was submitted unsigned).
+    r#"
+    ALTER TABLE devices ADD COLUMN revoked_at BIGINT;
+    CREATE TABLE signature_requests (
+        id                     TEXT PRIMARY KEY NOT NULL,
+        agency_code            TEXT NOT NULL,
+        account_id             TEXT NOT NULL REFERENCES accounts(id),
+        created_by             TEXT NOT NULL,
+        title                  TEXT NOT NULL,
+        summary                TEXT NOT NULL,
+        purpose                TEXT NOT NULL,
+        document_sha256        TEXT NOT NULL,
+        document_size          BIGINT NOT NULL,
+        document_type          TEXT NOT NULL,
+        document_link          TEXT,
+        document_owner         TEXT,
+        created_at             BIGINT NOT NULL,
+        expires_at             BIGINT NOT NULL,
+        state                  TEXT NOT NULL,
+        cancelled_at           BIGINT,
+        cancel_reason          TEXT,
+        decided_at             BIGINT,
+        decision               BYTEA,
+        decision_signed_sha256 BYTEA,
+        decision_key_id        BYTEA,
+        decision_response      TEXT,
+        audit_head             BYTEA NOT NULL,
+        audit_len              BIGINT NOT NULL
+    );
+    CREATE INDEX signature_requests_agency ON signature_requests(agency_code, created_at, id);
+    CREATE INDEX signature_requests_account ON signature_requests(account_id);
+    CREATE TABLE signature_audit (
+        request_id TEXT NOT NULL,
+        seq        BIGINT NOT NULL,
+        kind       TEXT NOT NULL,
+        at         BIGINT NOT NULL,
+        actor      TEXT NOT NULL,
+        detail     TEXT NOT NULL,
+        prev_hash  BYTEA NOT NULL,
+        hash       BYTEA NOT NULL,
+        PRIMARY KEY (request_id, seq)
+    );
+    CREATE TABLE case_signatures (
+        case_id    TEXT PRIMARY KEY NOT NULL,
+        account_id TEXT NOT NULL,
+        statement  BYTEA NOT NULL,
+        key_id     BYTEA NOT NULL,
+        signed_at  BIGINT NOT NULL,
+        stored_at  BIGINT NOT NULL
+    );
+    "#,
 ];
 
 #[derive(Clone)]

@@ -254,6 +254,59 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (ticket_id, gate, at, direction)
     );
     "#,
+    // Signature requests (issue 6): device keys revocable by their resident, requests with their
+    // hash-chained audit trail (the row keeps the newest hash and the count), and the signatures
+    // of submitted cases (a case without a row was submitted unsigned).
+    r#"
+    ALTER TABLE devices ADD COLUMN revoked_at INTEGER;
+    CREATE TABLE signature_requests (
+        id                     TEXT PRIMARY KEY NOT NULL,
+        agency_code            TEXT NOT NULL,
+        account_id             TEXT NOT NULL REFERENCES accounts(id),
+        created_by             TEXT NOT NULL,
+        title                  TEXT NOT NULL,
+        summary                TEXT NOT NULL,
+        purpose                TEXT NOT NULL,
+        document_sha256        TEXT NOT NULL,
+        document_size          INTEGER NOT NULL,
+        document_type          TEXT NOT NULL,
+        document_link          TEXT,
+        document_owner         TEXT,
+        created_at             INTEGER NOT NULL,
+        expires_at             INTEGER NOT NULL,
+        state                  TEXT NOT NULL,
+        cancelled_at           INTEGER,
+        cancel_reason          TEXT,
+        decided_at             INTEGER,
+        decision               BLOB,
+        decision_signed_sha256 BLOB,
+        decision_key_id        BLOB,
+        decision_response      TEXT,
+        audit_head             BLOB NOT NULL,
+        audit_len              INTEGER NOT NULL
+    );
+    CREATE INDEX signature_requests_agency ON signature_requests(agency_code, created_at, id);
+    CREATE INDEX signature_requests_account ON signature_requests(account_id);
+    CREATE TABLE signature_audit (
+        request_id TEXT NOT NULL,
+        seq        INTEGER NOT NULL,
+        kind       TEXT NOT NULL,
+        at         INTEGER NOT NULL,
+        actor      TEXT NOT NULL,
+        detail     TEXT NOT NULL,
+        prev_hash  BLOB NOT NULL,
+        hash       BLOB NOT NULL,
+        PRIMARY KEY (request_id, seq)
+    );
+    CREATE TABLE case_signatures (
+        case_id    TEXT PRIMARY KEY NOT NULL,
+        account_id TEXT NOT NULL,
+        statement  BLOB NOT NULL,
+        key_id     BLOB NOT NULL,
+        signed_at  INTEGER NOT NULL,
+        stored_at  INTEGER NOT NULL
+    );
+    "#,
 ];
 
 #[derive(Clone)]

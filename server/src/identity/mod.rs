@@ -11,6 +11,7 @@
 
 pub mod attributes;
 pub mod auth;
+pub mod device_keys;
 pub mod dpop;
 pub mod keys;
 pub mod oidc;
