@@ -70,6 +70,14 @@ on_both_backends!(a_submission_is_done_once_per_key, |b: Backend| async move {
     let r = lan.command("/v1/cases", &busy, "key-busy").await;
     assert_eq!(r.status(), 409);
     assert_eq!(error_code(r).await, "request_in_progress");
+    // Its holder let go without committing (a released or lapsed lease): the retry takes the key
+    // and does the work, once; another body under the key is still a reuse.
+    idempotency::release(&server.state.db, &account, "key-busy").await.unwrap();
+    let (status, first) = submit(&mut lan, &busy, "key-busy").await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(submit(&mut lan, &busy, "key-busy").await, (201, first));
+    let (status, reused) = submit(&mut lan, &report("draft-9", "Một nội dung khác hẳn."), "key-busy").await;
+    assert_eq!(status, 422, "{reused}");
 
     // The server validates again: a bad submission is refused with the field issues, and a
     // retry of it is refused the same way.
@@ -101,7 +109,7 @@ on_both_backends!(a_submission_is_done_once_per_key, |b: Backend| async move {
     // The case reaches the resident's own feed, and only theirs.
     let page = pull_account(&mut lan).await;
     let cases: Vec<&Value> = page["feeds"][0]["changes"].as_array().unwrap().iter().filter(|c| c["kind"] == "case.status").collect();
-    assert_eq!(cases.len(), 1);
+    assert_eq!(cases.len(), 2, "draft-1 and draft-2, once each");
     assert_eq!(cases[0]["data"]["case_number"], receipt.case_number.as_str());
     assert_eq!(cases[0]["data"]["draft_id"], "draft-1");
     server.shutdown().await;

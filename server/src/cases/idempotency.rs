@@ -64,32 +64,41 @@ pub async fn claim(db: &Db, account: &str, key: &str, fingerprint: Vec<u8>) -> D
             .await
         }
         Db::Postgres(pool) => {
-            let mut client = pool.client().await?;
-            let tx = client.transaction().await.map_err(postgres::q(ctx))?;
-            // Inserted if new, and locked either way (the no-op update takes the row lock), in
-            // one round trip; statements are prepared once per connection.
-            let stmt = tx
+            let client = pool.client().await?;
+            // One statement, one round trip, its own transaction: a new key is inserted with its
+            // lease; an unfinished key of the same body whose lease ran out is leased again. A
+            // row comes back exactly when the key is now ours. Statements are prepared once per
+            // connection.
+            let take = client
                 .prepare_cached(
                     "INSERT INTO idempotency_keys(account_id, key, fingerprint, locked_until, created_at) \
-                     VALUES ($1, $2, $3, 0, $4) ON CONFLICT (account_id, key) DO UPDATE SET key = idempotency_keys.key \
-                     RETURNING fingerprint, status, response, locked_until",
+                     VALUES ($1, $2, $3, $5, $4) ON CONFLICT (account_id, key) DO UPDATE SET locked_until = excluded.locked_until \
+                     WHERE idempotency_keys.fingerprint = excluded.fingerprint AND idempotency_keys.status IS NULL \
+                     AND idempotency_keys.locked_until <= $4 \
+                     RETURNING 1",
                 )
                 .await
                 .map_err(postgres::q(ctx))?;
-            let row = tx.query_one(&stmt, &[&account, &key, &fingerprint, &now]).await.map_err(postgres::q(ctx))?;
-            // A row just inserted reads as an unfinished claim with a lapsed lease: `Fresh`.
-            let status: Option<i32> = row.get(1);
-            let existing = Some((row.get::<_, Vec<u8>>(0), status.map(i64::from), row.get::<_, Option<String>>(2), row.get::<_, i64>(3)));
-            let claim = decide(existing, &fingerprint, now);
-            if claim == Claim::Fresh {
-                let lease = tx
-                    .prepare_cached("UPDATE idempotency_keys SET locked_until = $3 WHERE account_id = $1 AND key = $2")
-                    .await
-                    .map_err(postgres::q(ctx))?;
-                tx.execute(&lease, &[&account, &key, &(now + LEASE_MS)]).await.map_err(postgres::q(ctx))?;
+            let taken = client.query_opt(&take, &[&account, &key, &fingerprint, &now, &(now + LEASE_MS)]).await.map_err(postgres::q(ctx))?;
+            if taken.is_some() {
+                return Ok(Claim::Fresh);
             }
-            tx.commit().await.map_err(postgres::q(ctx))?;
-            Ok(claim)
+            // Not ours (a retry, a reuse, or a holder at work): say which.
+            let read = client
+                .prepare_cached(
+                    "SELECT fingerprint, status, response, locked_until FROM idempotency_keys WHERE account_id = $1 AND key = $2",
+                )
+                .await
+                .map_err(postgres::q(ctx))?;
+            let existing = client.query_opt(&read, &[&account, &key]).await.map_err(postgres::q(ctx))?.map(|row| {
+                let status: Option<i32> = row.get(1);
+                (row.get::<_, Vec<u8>>(0), status.map(i64::from), row.get::<_, Option<String>>(2), row.get::<_, i64>(3))
+            });
+            // A lease that ran out just now, or a row gone: not taken here; the retry takes it.
+            Ok(match decide(existing, &fingerprint, now) {
+                Claim::Fresh => Claim::InProgress,
+                other => other,
+            })
         }
     }
 }

@@ -88,48 +88,59 @@ pub async fn create(db: &Db, case: NewCase, year: i32) -> DbResult<CaseReceipt> 
             .await
         }
         Db::Postgres(pool) => {
-            let mut client = pool.client().await?;
-            let tx = client.transaction().await.map_err(postgres::q(ctx))?;
-            let feed_name = account_feed(&case.account_id);
-            // The feed head first, then the rows (the lock order every feed writer keeps).
-            let locked = feed::lock_pg(&tx, &feed_name).await?;
-            // A database sequence: unique across instances without serialising them.
-            // Statements prepared once per connection: each is one round trip.
-            let next = tx.prepare_cached("SELECT nextval('case_number_seq')").await.map_err(postgres::q(ctx))?;
-            let seq: i64 = tx.query_one(&next, &[]).await.map_err(postgres::q(ctx))?.get(0);
+            let client = pool.client().await?;
+            // A database sequence: unique across instances without serialising them (a number
+            // taken by a statement that then fails is skipped, as any sequence allows).
+            let next = client.prepare_cached("SELECT nextval('case_number_seq')").await.map_err(postgres::q(ctx))?;
+            let seq: i64 = client.query_one(&next, &[]).await.map_err(postgres::q(ctx))?.get(0);
             let receipt = receipt(&case, case_number(year, seq));
-            let insert_case = tx
-                .prepare_cached(
-                    "INSERT INTO cases(id, number, account_id, procedure_code, agency_code, draft_id, field_values, status, \
-                         received_at, due_date, updated_at, anonymous) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, 'received', $8, $9, $8, $10)",
+            let view = status_view(&receipt, &case.procedure_code, &case.draft_id).to_string();
+            let body = serde_json::to_string(&receipt).map_err(|e| crate::db::DbError::Corrupt(e.to_string()))?;
+            let (rules, hashes): (Vec<&String>, Vec<&String>) =
+                case.attachments.iter().flat_map(|(rule, shas)| shas.iter().map(move |sha| (rule, sha))).unzip();
+            // Everything else in one statement, so one round trip and one implicit transaction:
+            // the feed head (bumped, which takes its lock as every feed writer does first: see
+            // feed.rs), the case, its first event, its files, the `case.status` change at the
+            // new head, and the key's recorded answer. All or nothing.
+            let create = client.prepare_cached(CREATE_CASE_PG).await.map_err(postgres::q(ctx))?;
+            client
+                .execute(
+                    &create,
+                    &[
+                        &account_feed(&case.account_id), &case.id, &receipt.case_number, &case.account_id,
+                        &case.procedure_code, &case.agency_code, &case.draft_id, &case.values_json,
+                        &case.received_at_ms, &case.due_date, &case.anonymous, &rules, &hashes, &STATUS_CHANGE,
+                        &view, &now_millis(), &case.key, &body,
+                    ],
                 )
                 .await
                 .map_err(postgres::q(ctx))?;
-            tx.execute(
-                &insert_case,
-                &[
-                    &case.id, &receipt.case_number, &case.account_id, &case.procedure_code, &case.agency_code,
-                    &case.draft_id, &case.values_json, &case.received_at_ms, &case.due_date, &case.anonymous,
-                ],
-            )
-            .await
-            .map_err(postgres::q(ctx))?;
-            let insert_event = tx
-                .prepare_cached("INSERT INTO case_events(case_id, at, status, message) VALUES ($1, $2, 'received', NULL)")
-                .await
-                .map_err(postgres::q(ctx))?;
-            tx.execute(&insert_event, &[&case.id, &case.received_at_ms]).await.map_err(postgres::q(ctx))?;
-            crate::blobs::store::attach_to_case_pg(&tx, &case.id, &case.attachments).await?;
-            let view = status_view(&receipt, &case.procedure_code, &case.draft_id).to_string();
-            locked.append(STATUS_CHANGE, &case.id, &view).await?;
-            let body = serde_json::to_string(&receipt).map_err(|e| crate::db::DbError::Corrupt(e.to_string()))?;
-            idempotency::finish_pg(&tx, &case.account_id, &case.key, 201, &body).await?;
-            tx.commit().await.map_err(postgres::q(ctx))?;
             Ok(receipt)
         }
     }
 }
+
+/// The whole of [`create`] after the case number, for PostgreSQL (see there). Parameters: $1
+/// feed, $2 case id, $3 number, $4 account, $5 procedure, $6 agency, $7 draft, $8 values, $9
+/// received at, $10 due date, $11 anonymous, $12/$13 the files' rule ids and hashes, $14 change
+/// kind, $15 change data, $16 now, $17 idempotency key, $18 the recorded answer.
+const CREATE_CASE_PG: &str = "\
+    WITH head AS ( \
+        INSERT INTO feed_heads(feed, head) VALUES ($1, 1) \
+        ON CONFLICT (feed) DO UPDATE SET head = feed_heads.head + 1 RETURNING head), \
+    new_case AS ( \
+        INSERT INTO cases(id, number, account_id, procedure_code, agency_code, draft_id, field_values, status, \
+            received_at, due_date, updated_at, anonymous) \
+        VALUES ($2, $3, $4, $5, $6, $7, $8, 'received', $9, $10, $9, $11) RETURNING id), \
+    first_event AS ( \
+        INSERT INTO case_events(case_id, at, status, message) SELECT id, $9, 'received', NULL FROM new_case), \
+    files AS ( \
+        INSERT INTO case_attachments(case_id, rule_id, sha256) \
+        SELECT new_case.id, f.rule_id, f.sha256 FROM new_case, unnest($12::text[], $13::text[]) AS f(rule_id, sha256) \
+        ON CONFLICT DO NOTHING), \
+    change AS ( \
+        INSERT INTO changes(feed, seq, kind, key, data, created_at) SELECT $1, head, $14, $2, $15, $16 FROM head) \
+    UPDATE idempotency_keys SET status = 201, response = $18, locked_until = 0 WHERE account_id = $4 AND key = $17";
 
 fn receipt(case: &NewCase, case_number: String) -> CaseReceipt {
     CaseReceipt {
