@@ -18,7 +18,7 @@ use congdan_core::identity::national_id;
 use serde::Deserialize;
 
 use super::store::{self, CaseEvent, CaseRecord, Decision, ListQuery, Step};
-use super::{claim_command, error_body, idempotency, idempotency_key, json_response};
+use super::{error_body, json_response, run_command};
 use crate::app::AppState;
 use crate::blobs::{self, store as blob_store};
 use crate::catalog::store as catalog_store;
@@ -268,20 +268,13 @@ pub async fn set_status(
     body: Bytes,
 ) -> Result<Response, Rejection> {
     let agencies = agency_codes(&caller)?;
-    let key = idempotency_key(&headers)?;
-    let command: StatusCommand = serde_json::from_slice(&body).map_err(|e| invalid("invalid_body", &e.to_string()))?;
-    check_command(&command)?;
-    if let Some(earlier) = claim_command(&state, &caller, &key, &body).await? {
-        return Ok(earlier);
-    }
-    match step(&state, agencies, &id, &caller.account_id, &key, command).await {
-        Ok((status, body)) => Ok(json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body)),
-        Err(e) => {
-            // Nothing committed: free the key for the retry.
-            let _ = idempotency::release(&state.db, &caller.account_id, &key).await;
-            Err(e.into())
-        }
-    }
+    let (state, caller) = (&state, &caller);
+    let response = run_command(state, caller, &headers, &body, check_command, |command, key| async move {
+        let (status, body) = step(&state, agencies, &id, &caller.account_id, &key, command).await?;
+        Ok(json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body))
+    })
+    .await?;
+    Ok(response)
 }
 
 async fn step(

@@ -14,7 +14,7 @@ use congdan_core::drafts::wire::{AnswerCase, VALIDATION_FAILED};
 
 use super::agency::{refuse, refuse_not_found, refuse_transition};
 use super::store::{self, CaseRecord, Decision, Step};
-use super::{claim_command, idempotency, idempotency_key, json_response};
+use super::{json_response, run_command};
 use crate::app::AppState;
 use crate::catalog::store as catalog_store;
 use crate::error::ApiError;
@@ -27,20 +27,12 @@ pub async fn answer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_key(&headers)?;
-    let answer: AnswerCase = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", e.to_string(), "Dữ liệu gửi lên không đúng mẫu.")
-    })?;
-    if let Some(earlier) = claim_command(&state, &caller, &key, &body).await? {
-        return Ok(earlier);
-    }
-    match record_answer(&state, &caller.account_id, &id, &key, answer.values).await {
-        Ok((status, body)) => Ok(json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body)),
-        Err(e) => {
-            let _ = idempotency::release(&state.db, &caller.account_id, &key).await;
-            Err(e)
-        }
-    }
+    let (state, caller) = (&state, &caller);
+    run_command(state, caller, &headers, &body, |_: &AnswerCase| Ok(()), |answer, key| async move {
+        let (status, body) = record_answer(&state, &caller.account_id, &id, &key, answer.values).await?;
+        Ok(json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body))
+    })
+    .await
 }
 
 async fn record_answer(

@@ -48,27 +48,53 @@ pub(crate) fn error_body(code: &str, message: &str, message_vi: &str, details: O
     .unwrap_or_default()
 }
 
+/// A body that is not the command's JSON.
+pub(crate) fn invalid_body(e: serde_json::Error) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", e.to_string(), "Dữ liệu gửi lên không đúng mẫu.")
+}
+
+/// What every command handler does around its own work (DESIGN §1): reads the
+/// `Idempotency-Key`, parses the body (`422 invalid_body`) and runs `check` on it (nothing is
+/// claimed for a command refused here), claims the key (a finished command is answered again,
+/// one in progress or reused is refused), runs `work` with the command and the key, and frees
+/// the key again when the work fails without committing, so the phone's retry can do it.
+pub(crate) async fn run_command<C, Work, Done>(
+    state: &AppState,
+    caller: &Authenticated,
+    headers: &HeaderMap,
+    body: &[u8],
+    check: impl FnOnce(&C) -> Result<(), ApiError>,
+    work: Work,
+) -> Result<Response, ApiError>
+where
+    C: serde::de::DeserializeOwned,
+    Work: FnOnce(C, String) -> Done,
+    Done: std::future::Future<Output = Result<Response, ApiError>>,
+{
+    let key = idempotency_key(headers)?;
+    let command: C = serde_json::from_slice(body).map_err(invalid_body)?;
+    check(&command)?;
+    if let Some(earlier) = claim_command(state, caller, &key, body).await? {
+        return Ok(earlier);
+    }
+    let outcome = work(command, key.clone()).await;
+    if outcome.is_err() {
+        let _ = idempotency::release(&state.db, &caller.account_id, &key).await;
+    }
+    outcome
+}
+
 pub async fn submit(
     State(state): State<AppState>,
     caller: Authenticated,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_key(&headers)?;
-    let submission: SubmitCase = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", e.to_string(), "Dữ liệu gửi lên không đúng mẫu.")
-    })?;
-    if let Some(earlier) = claim_command(&state, &caller, &key, &body).await? {
-        return Ok(earlier);
-    }
-    match create_case(&state, &caller, &key, submission).await {
-        Ok(response) => Ok(response),
-        Err(e) => {
-            // The work did not commit: free the key so the phone's retry can do it.
-            let _ = idempotency::release(&state.db, &caller.account_id, &key).await;
-            Err(e)
-        }
-    }
+    let (state, caller) = (&state, &caller);
+    run_command(state, caller, &headers, &body, |_: &SubmitCase| Ok(()), |submission, key| async move {
+        create_case(state, caller, &key, submission).await
+    })
+    .await
 }
 
 /// Claims a command's key (DESIGN §1). `Some` is the answer to give instead of doing the work:

@@ -14,7 +14,7 @@ use congdan_core::drafts::backup::{DraftBackup, MAX_FIELDS, MAX_VALUE_BYTES};
 use congdan_core::drafts::hlc::DEFAULT_MAX_DRIFT_MS;
 
 use crate::app::AppState;
-use crate::cases::{claim_command, idempotency, idempotency_key, json_response};
+use crate::cases::{json_response, run_command};
 use crate::error::ApiError;
 use crate::identity::auth::Authenticated;
 use store::Outcome;
@@ -64,24 +64,19 @@ pub async fn backup(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_key(&headers)?;
-    let incoming: DraftBackup = serde_json::from_slice(&body).map_err(|e| {
-        unprocessable("invalid_body", e.to_string(), "Dữ liệu gửi lên không đúng mẫu.")
-    })?;
-    check(&id, &incoming, crate::db::now_millis().max(0) as u64)?;
-    if let Some(earlier) = claim_command(&state, &caller, &key, &body).await? {
-        return Ok(earlier);
-    }
-    let outcome = store::merge_backup(&state.db, &caller.account_id, &key, incoming).await;
-    let refused = match outcome {
-        Ok(Outcome::Merged(_, body)) => return Ok(json_response(StatusCode::OK, body)),
-        Ok(Outcome::NotYours) => ApiError::not_found("not_found", "no such draft"),
-        Ok(Outcome::TooManyFields) => {
-            unprocessable("draft_too_large", format!("at most {MAX_FIELDS} fields"), "Bản nháp quá lớn.")
+    let now = crate::db::now_millis().max(0) as u64;
+    let checked = |incoming: &DraftBackup| check(&id, incoming, now);
+    // A refusal after the claim commits nothing: the key is freed (a retry is answered the
+    // same way, or does the work).
+    let (state, caller) = (&state, &caller);
+    run_command(state, caller, &headers, &body, checked, |incoming, key| async move {
+        match store::merge_backup(&state.db, &caller.account_id, &key, incoming).await? {
+            Outcome::Merged(_, body) => Ok(json_response(StatusCode::OK, body)),
+            Outcome::NotYours => Err(ApiError::not_found("not_found", "no such draft")),
+            Outcome::TooManyFields => {
+                Err(unprocessable("draft_too_large", format!("at most {MAX_FIELDS} fields"), "Bản nháp quá lớn."))
+            }
         }
-        Err(e) => e.into(),
-    };
-    // Nothing committed: free the key (a retry is answered the same way, or does the work).
-    let _ = idempotency::release(&state.db, &caller.account_id, &key).await;
-    Err(refused)
+    })
+    .await
 }
