@@ -48,6 +48,11 @@ pub trait Keystore: Send + Sync {
     fn device_public_key(&self) -> Result<Vec<u8>, PlatformError>;
     /// ECDSA P-256 with SHA-256 over `message`, as 64 bytes `r ‖ s` (convert from DER).
     fn sign(&self, message: Vec<u8>) -> Result<Vec<u8>, PlatformError>;
+    /// Like `sign`, but only after the resident confirms their presence (PIN or biometrics) in a
+    /// system prompt showing `reason`; blocks until they answer (called on one of the core's
+    /// threads, never the main thread). Refused or cancelled: an error, nothing signed. Used for
+    /// signature decisions and dossier signatures, never for the DPoP proof of every call.
+    fn sign_with_presence(&self, message: Vec<u8>, reason: String) -> Result<Vec<u8>, PlatformError>;
     /// Encrypts a small secret with a key that stays in the keystore (AES-GCM).
     fn wrap(&self, plaintext: Vec<u8>) -> Result<Vec<u8>, PlatformError>;
     /// Reverses `wrap`; fails on anything this keystore did not wrap.
@@ -66,6 +71,9 @@ impl core_platform::Keystore for KeystoreAdapter {
     }
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, core_platform::PlatformError> {
         self.0.sign(message.to_vec()).map_err(platform_error)
+    }
+    fn sign_with_presence(&self, message: &[u8], reason: &str) -> Result<Vec<u8>, core_platform::PlatformError> {
+        self.0.sign_with_presence(message.to_vec(), reason.to_string()).map_err(platform_error)
     }
     fn wrap(&self, plaintext: &[u8]) -> Result<Vec<u8>, core_platform::PlatformError> {
         self.0.wrap(plaintext.to_vec()).map_err(platform_error)

@@ -1,6 +1,7 @@
 import Foundation
 #if canImport(CryptoKit)
 import CryptoKit
+import LocalAuthentication
 import Security
 
 /// The iOS side of the core's keystore trait, backed by the Secure Enclave through CryptoKit.
@@ -69,6 +70,31 @@ final class SecureEnclaveKeystore: Keystore, @unchecked Sendable {
             }
             return signature
         }
+    }
+
+    /// Signs with the same device key after the resident confirmed their presence: an
+    /// `LAContext` evaluates `.deviceOwnerAuthentication` (Face ID / Touch ID, else the passcode)
+    /// with `reason` as the sheet's text, and this (core) thread waits for the answer. The device
+    /// key also signs every DPoP proof, so presence is asked here rather than baked into the key
+    /// with `.userPresence`; an instance created with `requireUserPresence` gets the enclave's
+    /// enforcement on top. A refusal or cancel is an error and nothing is signed.
+    func signWithPresence(message: Data, reason: String) throws -> Data {
+        let context = LAContext()
+        var canError: NSError?
+        guard context.canEvaluatePolicy(.deviceOwnerAuthentication, error: &canError) else {
+            throw PlatformError.Failed(reason: "no passcode or biometrics set up on this device")
+        }
+        let answered = DispatchSemaphore(value: 0)
+        var confirmed = false
+        context.evaluatePolicy(.deviceOwnerAuthentication, localizedReason: reason) { success, _ in
+            confirmed = success
+            answered.signal()
+        }
+        answered.wait()
+        guard confirmed else {
+            throw PlatformError.Failed(reason: "user presence not confirmed")
+        }
+        return try sign(message: message)
     }
 
     func wrap(plaintext: Data) throws -> Data {

@@ -19,6 +19,12 @@ pub trait Keystore: Send + Sync {
     fn device_public_key(&self) -> Result<Vec<u8>, PlatformError>;
     /// ECDSA P-256 / SHA-256 signature of `message` with the device key, as 64 bytes `r‖s`.
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, PlatformError>;
+    /// Like [`Keystore::sign`], but only after the resident confirms they are present (PIN,
+    /// pattern or biometrics), shown with `reason` (Vietnamese and English, what is being signed).
+    /// For signature decisions and dossier signatures, never for the DPoP proofs of every call.
+    /// Blocks the calling thread (one of the core's) until the resident answers; a refusal or a
+    /// cancelled prompt is an error and nothing is signed.
+    fn sign_with_presence(&self, message: &[u8], reason: &str) -> Result<Vec<u8>, PlatformError>;
     /// Encrypts a small secret with a key that stays in the keystore.
     fn wrap(&self, plaintext: &[u8]) -> Result<Vec<u8>, PlatformError>;
     /// Reverses [`Keystore::wrap`]; fails on anything this keystore did not wrap.
@@ -31,6 +37,9 @@ pub trait Keystore: Send + Sync {
 pub struct SoftwareKeystore {
     kek: SealingKey,
     signer: P256Signer,
+    /// The reasons of every [`Keystore::sign_with_presence`], in order: there is no person to ask
+    /// here, so the CLI and tests can at least see that presence was asked, and for what.
+    presence_reasons: std::sync::Mutex<Vec<String>>,
 }
 
 const KEK_FILE: &str = "software-keystore.kek";
@@ -82,7 +91,12 @@ impl SoftwareKeystore {
             pkcs8
         };
         let signer = P256Signer::from_pkcs8(&pkcs8, None).map_err(|e| PlatformError(e.to_string()))?;
-        Ok(SoftwareKeystore { kek, signer })
+        Ok(SoftwareKeystore { kek, signer, presence_reasons: std::sync::Mutex::new(Vec::new()) })
+    }
+
+    /// What every signature with user presence was asked for, oldest first.
+    pub fn presence_reasons(&self) -> Vec<String> {
+        self.presence_reasons.lock().map(|r| r.clone()).unwrap_or_default()
     }
 }
 
@@ -101,6 +115,14 @@ impl Keystore for SoftwareKeystore {
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, PlatformError> {
         self.signer.sign(message).map(|s| s.to_vec()).map_err(|e| PlatformError(e.to_string()))
+    }
+
+    fn sign_with_presence(&self, message: &[u8], reason: &str) -> Result<Vec<u8>, PlatformError> {
+        self.presence_reasons
+            .lock()
+            .map_err(|_| PlatformError("software keystore: presence log poisoned".into()))?
+            .push(reason.to_string());
+        self.sign(message)
     }
 
     fn wrap(&self, plaintext: &[u8]) -> Result<Vec<u8>, PlatformError> {
@@ -127,6 +149,10 @@ mod tests {
         let key = PublicKey { algorithm: Algorithm::EcdsaP256Sha256, bytes: public.clone() };
         key.verify(b"hello", &sig).unwrap();
         assert!(key.verify(b"hellO", &sig).is_err());
+        assert!(ks.presence_reasons().is_empty(), "a plain signature asks for no presence");
+        let sig = ks.sign_with_presence(b"decision", "Ký quyết định / Sign the decision").unwrap();
+        key.verify(b"decision", &sig).unwrap();
+        assert_eq!(ks.presence_reasons(), vec!["Ký quyết định / Sign the decision".to_string()]);
 
         // Reopened: the same device key.
         drop(ks);

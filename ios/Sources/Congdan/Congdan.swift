@@ -1059,6 +1059,11 @@ public protocol CongdanCoreProtocol: AnyObject, Sendable {
      */
     func sync(listener: SyncProgressListener?) async throws  -> SyncReport
     
+    /**
+     * QR transit tickets, the rider's side: buy, list, the rotating code for the gate.
+     */
+    func tickets()  -> TicketsApi
+    
 }
 /**
  * The core, opened once per app.
@@ -1241,6 +1246,18 @@ open func sync(listener: SyncProgressListener?)async throws  -> SyncReport  {
             liftFunc: FfiConverterTypeSyncReport_lift,
             errorHandler: FfiConverterTypeCongdanError_lift
         )
+}
+    
+    /**
+     * QR transit tickets, the rider's side: buy, list, the rotating code for the gate.
+     */
+open func tickets() -> TicketsApi  {
+    return try!  FfiConverterTypeTicketsApi_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_congdancore_tickets(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
 }
     
 
@@ -2163,6 +2180,14 @@ public protocol Keystore: AnyObject, Sendable {
     func sign(message: Data) throws  -> Data
     
     /**
+     * Like `sign`, but only after the resident confirms their presence (PIN or biometrics) in a
+     * system prompt showing `reason`; blocks until they answer (called on one of the core's
+     * threads, never the main thread). Refused or cancelled: an error, nothing signed. Used for
+     * signature decisions and dossier signatures, never for the DPoP proof of every call.
+     */
+    func signWithPresence(message: Data, reason: String) throws  -> Data
+    
+    /**
      * Encrypts a small secret with a key that stays in the keystore (AES-GCM).
      */
     func wrap(plaintext: Data) throws  -> Data
@@ -2257,6 +2282,23 @@ open func sign(message: Data)throws  -> Data  {
 }
     
     /**
+     * Like `sign`, but only after the resident confirms their presence (PIN or biometrics) in a
+     * system prompt showing `reason`; blocks until they answer (called on one of the core's
+     * threads, never the main thread). Refused or cancelled: an error, nothing signed. Used for
+     * signature decisions and dossier signatures, never for the DPoP proof of every call.
+     */
+open func signWithPresence(message: Data, reason: String)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypePlatformError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_keystore_sign_with_presence(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(message),
+        FfiConverterString.lower(reason),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Encrypts a small secret with a key that stays in the keystore (AES-GCM).
      */
 open func wrap(plaintext: Data)throws  -> Data  {
@@ -2346,6 +2388,33 @@ fileprivate struct UniffiCallbackInterfaceKeystore {
                 }
                 return try uniffiObj.sign(
                      message: try FfiConverterData.lift(message)
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterData.lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypePlatformError_lower
+            )
+        },
+        signWithPresence: { (
+            uniffiHandle: UInt64,
+            message: RustBuffer,
+            reason: RustBuffer,
+            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> Data in
+                guard let uniffiObj = try? FfiConverterTypeKeystore.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.signWithPresence(
+                     message: try FfiConverterData.lift(message),
+                     reason: try FfiConverterString.lift(reason)
                 )
             }
 
@@ -2890,6 +2959,241 @@ public func FfiConverterTypeSyncProgressListener_lift(_ handle: UInt64) throws -
 #endif
 public func FfiConverterTypeSyncProgressListener_lower(_ value: SyncProgressListener) -> UInt64 {
     return FfiConverterTypeSyncProgressListener.lower(value)
+}
+
+
+
+
+
+
+public protocol TicketsApiProtocol: AnyObject, Sendable {
+    
+    /**
+     * Buys a ticket (stations only for a single journey): checked at once, queued in the
+     * outbox, sent now or when the network is back. Returns the purchase id.
+     */
+    func buy(product: TicketProduct, origin: UInt64?, destination: UInt64?) throws  -> String
+    
+    /**
+     * The code to show at the gate now (works offline). Call again after `seconds_remaining`.
+     */
+    func currentCode(ticketId: String) throws  -> TicketQrCode
+    
+    /**
+     * The full fare (before any concession, which the server applies) of a product.
+     */
+    func fullFare(product: TicketProduct, origin: UInt64?, destination: UInt64?) throws  -> UInt64
+    
+    func get(ticketId: String) throws  -> TicketInfo
+    
+    /**
+     * The rider's tickets on this phone, with their status now.
+     */
+    func list() throws  -> [TicketInfo]
+    
+    /**
+     * The outbox commands of a purchase (waiting, sending, sent, rejected with the reason).
+     */
+    func outbox(purchaseId: String) throws  -> [OutboxEntry]
+    
+    func purchases() throws  -> [TicketPurchase]
+    
+    func stations()  -> [MetroStation]
+    
+}
+open class TicketsApi: TicketsApiProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_congdan_ffi_fn_clone_ticketsapi(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_congdan_ffi_fn_free_ticketsapi(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Buys a ticket (stations only for a single journey): checked at once, queued in the
+     * outbox, sent now or when the network is back. Returns the purchase id.
+     */
+open func buy(product: TicketProduct, origin: UInt64?, destination: UInt64?)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_ticketsapi_buy(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeTicketProduct_lower(product),
+        FfiConverterOptionUInt64.lower(origin),
+        FfiConverterOptionUInt64.lower(destination),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The code to show at the gate now (works offline). Call again after `seconds_remaining`.
+     */
+open func currentCode(ticketId: String)throws  -> TicketQrCode  {
+    return try  FfiConverterTypeTicketQrCode_lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_ticketsapi_current_code(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(ticketId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The full fare (before any concession, which the server applies) of a product.
+     */
+open func fullFare(product: TicketProduct, origin: UInt64?, destination: UInt64?)throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_ticketsapi_full_fare(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeTicketProduct_lower(product),
+        FfiConverterOptionUInt64.lower(origin),
+        FfiConverterOptionUInt64.lower(destination),uniffiCallStatus
+    )
+})
+}
+    
+open func get(ticketId: String)throws  -> TicketInfo  {
+    return try  FfiConverterTypeTicketInfo_lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_ticketsapi_get(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(ticketId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The rider's tickets on this phone, with their status now.
+     */
+open func list()throws  -> [TicketInfo]  {
+    return try  FfiConverterSequenceTypeTicketInfo.lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_ticketsapi_list(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The outbox commands of a purchase (waiting, sending, sent, rejected with the reason).
+     */
+open func outbox(purchaseId: String)throws  -> [OutboxEntry]  {
+    return try  FfiConverterSequenceTypeOutboxEntry.lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_ticketsapi_outbox(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(purchaseId),uniffiCallStatus
+    )
+})
+}
+    
+open func purchases()throws  -> [TicketPurchase]  {
+    return try  FfiConverterSequenceTypeTicketPurchase.lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_ticketsapi_purchases(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+open func stations() -> [MetroStation]  {
+    return try!  FfiConverterSequenceTypeMetroStation.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_ticketsapi_stations(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTicketsApi: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = TicketsApi
+
+    public static func lift(_ handle: UInt64) throws -> TicketsApi {
+        return TicketsApi(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: TicketsApi) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TicketsApi {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: TicketsApi, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTicketsApi_lift(_ handle: UInt64) throws -> TicketsApi {
+    return try FfiConverterTypeTicketsApi.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTicketsApi_lower(_ value: TicketsApi) -> UInt64 {
+    return FfiConverterTypeTicketsApi.lower(value)
 }
 
 
@@ -4675,6 +4979,77 @@ public func FfiConverterTypeLoginRequest_lower(_ value: LoginRequest) -> RustBuf
 
 
 /**
+ * A station of Metro Line 1.
+ */
+public struct MetroStation: Equatable, Hashable {
+    public var id: UInt64
+    public var nameVi: String
+    public var nameEn: String
+    /**
+     * Distance from Bến Thành, in metres.
+     */
+    public var positionM: UInt32
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(id: UInt64, nameVi: String, nameEn: String, 
+        /**
+         * Distance from Bến Thành, in metres.
+         */positionM: UInt32) {
+        self.id = id
+        self.nameVi = nameVi
+        self.nameEn = nameEn
+        self.positionM = positionM
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension MetroStation: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeMetroStation: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> MetroStation {
+        return
+            try MetroStation(
+                id: FfiConverterUInt64.read(from: &buf), 
+                nameVi: FfiConverterString.read(from: &buf), 
+                nameEn: FfiConverterString.read(from: &buf), 
+                positionM: FfiConverterUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: MetroStation, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.id, into: &buf)
+        FfiConverterString.write(value.nameVi, into: &buf)
+        FfiConverterString.write(value.nameEn, into: &buf)
+        FfiConverterUInt32.write(value.positionM, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMetroStation_lift(_ buf: RustBuffer) throws -> MetroStation {
+    return try FfiConverterTypeMetroStation.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMetroStation_lower(_ value: MetroStation) -> RustBuffer {
+    return FfiConverterTypeMetroStation.lower(value)
+}
+
+
+/**
  * A command in the outbox, as a screen shows it ("waiting to send", "sent", "refused").
  */
 public struct OutboxEntry: Equatable, Hashable {
@@ -5020,6 +5395,302 @@ public func FfiConverterTypeSyncReport_lift(_ buf: RustBuffer) throws -> SyncRep
 #endif
 public func FfiConverterTypeSyncReport_lower(_ value: SyncReport) -> RustBuffer {
     return FfiConverterTypeSyncReport.lower(value)
+}
+
+
+/**
+ * A ticket kept on the phone.
+ */
+public struct TicketInfo: Equatable, Hashable {
+    /**
+     * Hex ticket id.
+     */
+    public var id: String
+    public var product: TicketProduct
+    public var concession: TicketConcession?
+    public var origin: UInt64?
+    public var destination: UInt64?
+    public var fareVnd: UInt64
+    /**
+     * Unix seconds.
+     */
+    public var validFrom: UInt64
+    public var validUntil: UInt64
+    public var status: TicketStatus
+    public var revokedReason: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Hex ticket id.
+         */id: String, product: TicketProduct, concession: TicketConcession?, origin: UInt64?, destination: UInt64?, fareVnd: UInt64, 
+        /**
+         * Unix seconds.
+         */validFrom: UInt64, validUntil: UInt64, status: TicketStatus, revokedReason: String?) {
+        self.id = id
+        self.product = product
+        self.concession = concession
+        self.origin = origin
+        self.destination = destination
+        self.fareVnd = fareVnd
+        self.validFrom = validFrom
+        self.validUntil = validUntil
+        self.status = status
+        self.revokedReason = revokedReason
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension TicketInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTicketInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TicketInfo {
+        return
+            try TicketInfo(
+                id: FfiConverterString.read(from: &buf), 
+                product: FfiConverterTypeTicketProduct.read(from: &buf), 
+                concession: FfiConverterOptionTypeTicketConcession.read(from: &buf), 
+                origin: FfiConverterOptionUInt64.read(from: &buf), 
+                destination: FfiConverterOptionUInt64.read(from: &buf), 
+                fareVnd: FfiConverterUInt64.read(from: &buf), 
+                validFrom: FfiConverterUInt64.read(from: &buf), 
+                validUntil: FfiConverterUInt64.read(from: &buf), 
+                status: FfiConverterTypeTicketStatus.read(from: &buf), 
+                revokedReason: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: TicketInfo, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterTypeTicketProduct.write(value.product, into: &buf)
+        FfiConverterOptionTypeTicketConcession.write(value.concession, into: &buf)
+        FfiConverterOptionUInt64.write(value.origin, into: &buf)
+        FfiConverterOptionUInt64.write(value.destination, into: &buf)
+        FfiConverterUInt64.write(value.fareVnd, into: &buf)
+        FfiConverterUInt64.write(value.validFrom, into: &buf)
+        FfiConverterUInt64.write(value.validUntil, into: &buf)
+        FfiConverterTypeTicketStatus.write(value.status, into: &buf)
+        FfiConverterOptionString.write(value.revokedReason, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTicketInfo_lift(_ buf: RustBuffer) throws -> TicketInfo {
+    return try FfiConverterTypeTicketInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTicketInfo_lower(_ value: TicketInfo) -> RustBuffer {
+    return FfiConverterTypeTicketInfo.lower(value)
+}
+
+
+/**
+ * A purchase made on this phone; its outbox command (state, a refusal's reason) comes from
+ * `TicketsApi.outbox`.
+ */
+public struct TicketPurchase: Equatable, Hashable {
+    public var id: String
+    public var product: TicketProduct
+    public var origin: UInt64?
+    public var destination: UInt64?
+    public var state: PurchaseState
+    public var ticketId: String?
+    public var createdAtMs: Int64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(id: String, product: TicketProduct, origin: UInt64?, destination: UInt64?, state: PurchaseState, ticketId: String?, createdAtMs: Int64) {
+        self.id = id
+        self.product = product
+        self.origin = origin
+        self.destination = destination
+        self.state = state
+        self.ticketId = ticketId
+        self.createdAtMs = createdAtMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension TicketPurchase: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTicketPurchase: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TicketPurchase {
+        return
+            try TicketPurchase(
+                id: FfiConverterString.read(from: &buf), 
+                product: FfiConverterTypeTicketProduct.read(from: &buf), 
+                origin: FfiConverterOptionUInt64.read(from: &buf), 
+                destination: FfiConverterOptionUInt64.read(from: &buf), 
+                state: FfiConverterTypePurchaseState.read(from: &buf), 
+                ticketId: FfiConverterOptionString.read(from: &buf), 
+                createdAtMs: FfiConverterInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: TicketPurchase, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterTypeTicketProduct.write(value.product, into: &buf)
+        FfiConverterOptionUInt64.write(value.origin, into: &buf)
+        FfiConverterOptionUInt64.write(value.destination, into: &buf)
+        FfiConverterTypePurchaseState.write(value.state, into: &buf)
+        FfiConverterOptionString.write(value.ticketId, into: &buf)
+        FfiConverterInt64.write(value.createdAtMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTicketPurchase_lift(_ buf: RustBuffer) throws -> TicketPurchase {
+    return try FfiConverterTypeTicketPurchase.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTicketPurchase_lower(_ value: TicketPurchase) -> RustBuffer {
+    return FfiConverterTypeTicketPurchase.lower(value)
+}
+
+
+/**
+ * The code to show now.
+ */
+public struct TicketQrCode: Equatable, Hashable {
+    public var ticketId: String
+    /**
+     * The QR's text (base45), for shells that draw with their own QR library.
+     */
+    public var text: String
+    /**
+     * Modules per side (no quiet zone: leave 4 light modules around).
+     */
+    public var size: UInt32
+    /**
+     * `rows[y][x]`, true for dark.
+     */
+    public var rows: [[Bool]]
+    /**
+     * The same code as a PNG (8 pixels per module, quiet zone included).
+     */
+    public var png: Data
+    /**
+     * Start of the code's time slot, unix seconds on the server's clock.
+     */
+    public var slotStart: UInt64
+    public var slotSeconds: UInt32
+    /**
+     * Ask for a new code after this many seconds.
+     */
+    public var secondsRemaining: UInt32
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(ticketId: String, 
+        /**
+         * The QR's text (base45), for shells that draw with their own QR library.
+         */text: String, 
+        /**
+         * Modules per side (no quiet zone: leave 4 light modules around).
+         */size: UInt32, 
+        /**
+         * `rows[y][x]`, true for dark.
+         */rows: [[Bool]], 
+        /**
+         * The same code as a PNG (8 pixels per module, quiet zone included).
+         */png: Data, 
+        /**
+         * Start of the code's time slot, unix seconds on the server's clock.
+         */slotStart: UInt64, slotSeconds: UInt32, 
+        /**
+         * Ask for a new code after this many seconds.
+         */secondsRemaining: UInt32) {
+        self.ticketId = ticketId
+        self.text = text
+        self.size = size
+        self.rows = rows
+        self.png = png
+        self.slotStart = slotStart
+        self.slotSeconds = slotSeconds
+        self.secondsRemaining = secondsRemaining
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension TicketQrCode: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTicketQrCode: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TicketQrCode {
+        return
+            try TicketQrCode(
+                ticketId: FfiConverterString.read(from: &buf), 
+                text: FfiConverterString.read(from: &buf), 
+                size: FfiConverterUInt32.read(from: &buf), 
+                rows: FfiConverterSequenceSequenceBool.read(from: &buf), 
+                png: FfiConverterData.read(from: &buf), 
+                slotStart: FfiConverterUInt64.read(from: &buf), 
+                slotSeconds: FfiConverterUInt32.read(from: &buf), 
+                secondsRemaining: FfiConverterUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: TicketQrCode, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.ticketId, into: &buf)
+        FfiConverterString.write(value.text, into: &buf)
+        FfiConverterUInt32.write(value.size, into: &buf)
+        FfiConverterSequenceSequenceBool.write(value.rows, into: &buf)
+        FfiConverterData.write(value.png, into: &buf)
+        FfiConverterUInt64.write(value.slotStart, into: &buf)
+        FfiConverterUInt32.write(value.slotSeconds, into: &buf)
+        FfiConverterUInt32.write(value.secondsRemaining, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTicketQrCode_lift(_ buf: RustBuffer) throws -> TicketQrCode {
+    return try FfiConverterTypeTicketQrCode.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTicketQrCode_lower(_ value: TicketQrCode) -> RustBuffer {
+    return FfiConverterTypeTicketQrCode.lower(value)
 }
 
 
@@ -6359,6 +7030,79 @@ public func FfiConverterTypeProcedureKind_lower(_ value: ProcedureKind) -> RustB
 
 
 
+public enum PurchaseState: Equatable, Hashable {
+    
+    case waiting
+    case issued
+    case refused
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension PurchaseState: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePurchaseState: FfiConverterRustBuffer {
+    typealias SwiftType = PurchaseState
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PurchaseState {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .waiting
+        
+        case 2: return .issued
+        
+        case 3: return .refused
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: PurchaseState, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .waiting:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .issued:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .refused:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePurchaseState_lift(_ buf: RustBuffer) throws -> PurchaseState {
+    return try FfiConverterTypePurchaseState.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePurchaseState_lower(_ value: PurchaseState) -> RustBuffer {
+    return FfiConverterTypePurchaseState.lower(value)
+}
+
+
+
+
 public enum SessionState: Equatable, Hashable {
     
     case loggedOut
@@ -6508,6 +7252,259 @@ public func FfiConverterTypeSyncState_lift(_ buf: RustBuffer) throws -> SyncStat
 #endif
 public func FfiConverterTypeSyncState_lower(_ value: SyncState) -> RustBuffer {
     return FfiConverterTypeSyncState.lower(value)
+}
+
+
+
+/**
+ * A reduced fare, decided by the server from the rider's verified identity.
+ */
+
+public enum TicketConcession: Equatable, Hashable {
+    
+    case student
+    case elderly
+    case disability
+    case childUnder6
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension TicketConcession: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTicketConcession: FfiConverterRustBuffer {
+    typealias SwiftType = TicketConcession
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TicketConcession {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .student
+        
+        case 2: return .elderly
+        
+        case 3: return .disability
+        
+        case 4: return .childUnder6
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: TicketConcession, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .student:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .elderly:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .disability:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .childUnder6:
+            writeInt(&buf, Int32(4))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTicketConcession_lift(_ buf: RustBuffer) throws -> TicketConcession {
+    return try FfiConverterTypeTicketConcession.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTicketConcession_lower(_ value: TicketConcession) -> RustBuffer {
+    return FfiConverterTypeTicketConcession.lower(value)
+}
+
+
+
+/**
+ * A fare product.
+ */
+
+public enum TicketProduct: Equatable, Hashable {
+    
+    case singleJourney
+    case dayPass
+    case threeDayPass
+    case monthlyPass
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension TicketProduct: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTicketProduct: FfiConverterRustBuffer {
+    typealias SwiftType = TicketProduct
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TicketProduct {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .singleJourney
+        
+        case 2: return .dayPass
+        
+        case 3: return .threeDayPass
+        
+        case 4: return .monthlyPass
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: TicketProduct, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .singleJourney:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .dayPass:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .threeDayPass:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .monthlyPass:
+            writeInt(&buf, Int32(4))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTicketProduct_lift(_ buf: RustBuffer) throws -> TicketProduct {
+    return try FfiConverterTypeTicketProduct.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTicketProduct_lower(_ value: TicketProduct) -> RustBuffer {
+    return FfiConverterTypeTicketProduct.lower(value)
+}
+
+
+
+
+public enum TicketStatus: Equatable, Hashable {
+    
+    case active
+    case notYetValid
+    case expired
+    case revoked
+    case otherDevice
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension TicketStatus: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTicketStatus: FfiConverterRustBuffer {
+    typealias SwiftType = TicketStatus
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TicketStatus {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .active
+        
+        case 2: return .notYetValid
+        
+        case 3: return .expired
+        
+        case 4: return .revoked
+        
+        case 5: return .otherDevice
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: TicketStatus, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .active:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .notYetValid:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .expired:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .revoked:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .otherDevice:
+            writeInt(&buf, Int32(5))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTicketStatus_lift(_ buf: RustBuffer) throws -> TicketStatus {
+    return try FfiConverterTypeTicketStatus.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTicketStatus_lower(_ value: TicketStatus) -> RustBuffer {
+    return FfiConverterTypeTicketStatus.lower(value)
 }
 
 
@@ -6826,6 +7823,55 @@ fileprivate struct FfiConverterOptionTypeProcedureKind: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeTicketConcession: FfiConverterRustBuffer {
+    typealias SwiftType = TicketConcession?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeTicketConcession.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeTicketConcession.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceBool: FfiConverterRustBuffer {
+    typealias SwiftType = [Bool]
+
+    public static func write(_ value: [Bool], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterBool.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Bool] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Bool]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterBool.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
     typealias SwiftType = [String]
 
@@ -7101,6 +8147,31 @@ fileprivate struct FfiConverterSequenceTypeFormField: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeMetroStation: FfiConverterRustBuffer {
+    typealias SwiftType = [MetroStation]
+
+    public static func write(_ value: [MetroStation], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeMetroStation.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [MetroStation] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [MetroStation]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeMetroStation.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeOutboxEntry: FfiConverterRustBuffer {
     typealias SwiftType = [OutboxEntry]
 
@@ -7151,6 +8222,56 @@ fileprivate struct FfiConverterSequenceTypeProcedureSummary: FfiConverterRustBuf
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeTicketInfo: FfiConverterRustBuffer {
+    typealias SwiftType = [TicketInfo]
+
+    public static func write(_ value: [TicketInfo], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeTicketInfo.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [TicketInfo] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [TicketInfo]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeTicketInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeTicketPurchase: FfiConverterRustBuffer {
+    typealias SwiftType = [TicketPurchase]
+
+    public static func write(_ value: [TicketPurchase], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeTicketPurchase.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [TicketPurchase] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [TicketPurchase]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeTicketPurchase.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeTimelineEntry: FfiConverterRustBuffer {
     typealias SwiftType = [TimelineEntry]
 
@@ -7168,6 +8289,31 @@ fileprivate struct FfiConverterSequenceTypeTimelineEntry: FfiConverterRustBuffer
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeTimelineEntry.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceSequenceBool: FfiConverterRustBuffer {
+    typealias SwiftType = [[Bool]]
+
+    public static func write(_ value: [[Bool]], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterSequenceBool.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [[Bool]] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [[Bool]]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterSequenceBool.read(from: &buf))
         }
         return seq
     }

@@ -259,7 +259,7 @@ typedef void (*UniffiCallbackInterfaceKeystoreMethod1)(uint64_t, RustBuffer, Rus
 #endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_KEYSTORE_METHOD2
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_KEYSTORE_METHOD2
-typedef void (*UniffiCallbackInterfaceKeystoreMethod2)(uint64_t, RustBuffer, RustBuffer* _Nonnull, 
+typedef void (*UniffiCallbackInterfaceKeystoreMethod2)(uint64_t, RustBuffer, RustBuffer, RustBuffer* _Nonnull, 
         RustCallStatus *_Nonnull uniffiCallStatus
     );
 
@@ -267,6 +267,13 @@ typedef void (*UniffiCallbackInterfaceKeystoreMethod2)(uint64_t, RustBuffer, Rus
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_KEYSTORE_METHOD3
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_KEYSTORE_METHOD3
 typedef void (*UniffiCallbackInterfaceKeystoreMethod3)(uint64_t, RustBuffer, RustBuffer* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_KEYSTORE_METHOD4
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_KEYSTORE_METHOD4
+typedef void (*UniffiCallbackInterfaceKeystoreMethod4)(uint64_t, RustBuffer, RustBuffer* _Nonnull, 
         RustCallStatus *_Nonnull uniffiCallStatus
     );
 
@@ -292,8 +299,9 @@ typedef struct UniffiVTableCallbackInterfaceKeystore {
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceKeystoreMethod0 _Nonnull devicePublicKey;
     UniffiCallbackInterfaceKeystoreMethod1 _Nonnull sign;
-    UniffiCallbackInterfaceKeystoreMethod2 _Nonnull wrap;
-    UniffiCallbackInterfaceKeystoreMethod3 _Nonnull unwrap;
+    UniffiCallbackInterfaceKeystoreMethod2 _Nonnull signWithPresence;
+    UniffiCallbackInterfaceKeystoreMethod3 _Nonnull wrap;
+    UniffiCallbackInterfaceKeystoreMethod4 _Nonnull unwrap;
 } UniffiVTableCallbackInterfaceKeystore;
 
 #endif
@@ -428,6 +436,11 @@ uint64_t uniffi_congdan_ffi_fn_method_congdancore_send_outbox(uint64_t ptr
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_SYNC
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_SYNC
 uint64_t uniffi_congdan_ffi_fn_method_congdancore_sync(uint64_t ptr, RustBuffer listener
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_TICKETS
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_TICKETS
+uint64_t uniffi_congdan_ffi_fn_method_congdancore_tickets(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_DRAFTSAPI
@@ -635,6 +648,11 @@ RustBuffer uniffi_congdan_ffi_fn_method_keystore_device_public_key(uint64_t ptr,
 RustBuffer uniffi_congdan_ffi_fn_method_keystore_sign(uint64_t ptr, RustBuffer message, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_KEYSTORE_SIGN_WITH_PRESENCE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_KEYSTORE_SIGN_WITH_PRESENCE
+RustBuffer uniffi_congdan_ffi_fn_method_keystore_sign_with_presence(uint64_t ptr, RustBuffer message, RustBuffer reason, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_KEYSTORE_WRAP
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_KEYSTORE_WRAP
 RustBuffer uniffi_congdan_ffi_fn_method_keystore_wrap(uint64_t ptr, RustBuffer plaintext, RustCallStatus *_Nonnull out_status
@@ -683,6 +701,56 @@ void uniffi_congdan_ffi_fn_init_callback_vtable_syncprogresslistener(const Uniff
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_SYNCPROGRESSLISTENER_ON_PROGRESS
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_SYNCPROGRESSLISTENER_ON_PROGRESS
 int8_t uniffi_congdan_ffi_fn_method_syncprogresslistener_on_progress(uint64_t ptr, RustBuffer progress, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_TICKETSAPI
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_TICKETSAPI
+uint64_t uniffi_congdan_ffi_fn_clone_ticketsapi(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_FREE_TICKETSAPI
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_FREE_TICKETSAPI
+void uniffi_congdan_ffi_fn_free_ticketsapi(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_TICKETSAPI_BUY
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_TICKETSAPI_BUY
+RustBuffer uniffi_congdan_ffi_fn_method_ticketsapi_buy(uint64_t ptr, RustBuffer product, RustBuffer origin, RustBuffer destination, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_TICKETSAPI_CURRENT_CODE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_TICKETSAPI_CURRENT_CODE
+RustBuffer uniffi_congdan_ffi_fn_method_ticketsapi_current_code(uint64_t ptr, RustBuffer ticket_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_TICKETSAPI_FULL_FARE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_TICKETSAPI_FULL_FARE
+uint64_t uniffi_congdan_ffi_fn_method_ticketsapi_full_fare(uint64_t ptr, RustBuffer product, RustBuffer origin, RustBuffer destination, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_TICKETSAPI_GET
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_TICKETSAPI_GET
+RustBuffer uniffi_congdan_ffi_fn_method_ticketsapi_get(uint64_t ptr, RustBuffer ticket_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_TICKETSAPI_LIST
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_TICKETSAPI_LIST
+RustBuffer uniffi_congdan_ffi_fn_method_ticketsapi_list(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_TICKETSAPI_OUTBOX
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_TICKETSAPI_OUTBOX
+RustBuffer uniffi_congdan_ffi_fn_method_ticketsapi_outbox(uint64_t ptr, RustBuffer purchase_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_TICKETSAPI_PURCHASES
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_TICKETSAPI_PURCHASES
+RustBuffer uniffi_congdan_ffi_fn_method_ticketsapi_purchases(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_TICKETSAPI_STATIONS
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_TICKETSAPI_STATIONS
+RustBuffer uniffi_congdan_ffi_fn_method_ticketsapi_stations(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_FFI_CONGDAN_FFI_RUSTBUFFER_ALLOC
@@ -1041,6 +1109,12 @@ uint16_t uniffi_congdan_ffi_checksum_method_congdancore_sync(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_TICKETS
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_TICKETS
+uint16_t uniffi_congdan_ffi_checksum_method_congdancore_tickets(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_ATTACH_BYTES
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_DRAFTSAPI_ATTACH_BYTES
 uint16_t uniffi_congdan_ffi_checksum_method_draftsapi_attach_bytes(void
@@ -1227,6 +1301,12 @@ uint16_t uniffi_congdan_ffi_checksum_method_keystore_sign(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_KEYSTORE_SIGN_WITH_PRESENCE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_KEYSTORE_SIGN_WITH_PRESENCE
+uint16_t uniffi_congdan_ffi_checksum_method_keystore_sign_with_presence(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_KEYSTORE_WRAP
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_KEYSTORE_WRAP
 uint16_t uniffi_congdan_ffi_checksum_method_keystore_wrap(void
@@ -1248,6 +1328,54 @@ uint16_t uniffi_congdan_ffi_checksum_method_networkmonitor_current_state(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_SYNCPROGRESSLISTENER_ON_PROGRESS
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_SYNCPROGRESSLISTENER_ON_PROGRESS
 uint16_t uniffi_congdan_ffi_checksum_method_syncprogresslistener_on_progress(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_TICKETSAPI_BUY
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_TICKETSAPI_BUY
+uint16_t uniffi_congdan_ffi_checksum_method_ticketsapi_buy(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_TICKETSAPI_CURRENT_CODE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_TICKETSAPI_CURRENT_CODE
+uint16_t uniffi_congdan_ffi_checksum_method_ticketsapi_current_code(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_TICKETSAPI_FULL_FARE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_TICKETSAPI_FULL_FARE
+uint16_t uniffi_congdan_ffi_checksum_method_ticketsapi_full_fare(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_TICKETSAPI_GET
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_TICKETSAPI_GET
+uint16_t uniffi_congdan_ffi_checksum_method_ticketsapi_get(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_TICKETSAPI_LIST
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_TICKETSAPI_LIST
+uint16_t uniffi_congdan_ffi_checksum_method_ticketsapi_list(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_TICKETSAPI_OUTBOX
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_TICKETSAPI_OUTBOX
+uint16_t uniffi_congdan_ffi_checksum_method_ticketsapi_outbox(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_TICKETSAPI_PURCHASES
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_TICKETSAPI_PURCHASES
+uint16_t uniffi_congdan_ffi_checksum_method_ticketsapi_purchases(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_TICKETSAPI_STATIONS
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_TICKETSAPI_STATIONS
+uint16_t uniffi_congdan_ffi_checksum_method_ticketsapi_stations(void
     
 );
 #endif

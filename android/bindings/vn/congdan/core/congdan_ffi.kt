@@ -664,9 +664,12 @@ internal interface UniffiCallbackInterfaceKeystoreMethod1 : com.sun.jna.Callback
     fun callback(`uniffiHandle`: Long,`message`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
 }
 internal interface UniffiCallbackInterfaceKeystoreMethod2 : com.sun.jna.Callback {
-    fun callback(`uniffiHandle`: Long,`plaintext`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+    fun callback(`uniffiHandle`: Long,`message`: RustBuffer.ByValue,`reason`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
 }
 internal interface UniffiCallbackInterfaceKeystoreMethod3 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`plaintext`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceKeystoreMethod4 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`wrapped`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
 }
 internal interface UniffiCallbackInterfaceNetworkMonitorMethod0 : com.sun.jna.Callback {
@@ -675,29 +678,32 @@ internal interface UniffiCallbackInterfaceNetworkMonitorMethod0 : com.sun.jna.Ca
 internal interface UniffiCallbackInterfaceSyncProgressListenerMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`progress`: RustBuffer.ByValue,`uniffiOutReturn`: ByteByReference,uniffiCallStatus: UniffiRustCallStatus,)
 }
-@Structure.FieldOrder("uniffiFree", "uniffiClone", "devicePublicKey", "sign", "wrap", "unwrap")
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "devicePublicKey", "sign", "signWithPresence", "wrap", "unwrap")
 internal open class UniffiVTableCallbackInterfaceKeystore(
     @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
     @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
     @JvmField internal var `devicePublicKey`: UniffiCallbackInterfaceKeystoreMethod0? = null,
     @JvmField internal var `sign`: UniffiCallbackInterfaceKeystoreMethod1? = null,
-    @JvmField internal var `wrap`: UniffiCallbackInterfaceKeystoreMethod2? = null,
-    @JvmField internal var `unwrap`: UniffiCallbackInterfaceKeystoreMethod3? = null,
+    @JvmField internal var `signWithPresence`: UniffiCallbackInterfaceKeystoreMethod2? = null,
+    @JvmField internal var `wrap`: UniffiCallbackInterfaceKeystoreMethod3? = null,
+    @JvmField internal var `unwrap`: UniffiCallbackInterfaceKeystoreMethod4? = null,
 ) : Structure() {
     class UniffiByValue(
         `uniffiFree`: UniffiCallbackInterfaceFree? = null,
         `uniffiClone`: UniffiCallbackInterfaceClone? = null,
         `devicePublicKey`: UniffiCallbackInterfaceKeystoreMethod0? = null,
         `sign`: UniffiCallbackInterfaceKeystoreMethod1? = null,
-        `wrap`: UniffiCallbackInterfaceKeystoreMethod2? = null,
-        `unwrap`: UniffiCallbackInterfaceKeystoreMethod3? = null,
-    ): UniffiVTableCallbackInterfaceKeystore(`uniffiFree`,`uniffiClone`,`devicePublicKey`,`sign`,`wrap`,`unwrap`,), Structure.ByValue
+        `signWithPresence`: UniffiCallbackInterfaceKeystoreMethod2? = null,
+        `wrap`: UniffiCallbackInterfaceKeystoreMethod3? = null,
+        `unwrap`: UniffiCallbackInterfaceKeystoreMethod4? = null,
+    ): UniffiVTableCallbackInterfaceKeystore(`uniffiFree`,`uniffiClone`,`devicePublicKey`,`sign`,`signWithPresence`,`wrap`,`unwrap`,), Structure.ByValue
 
    internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceKeystore) {
         `uniffiFree` = other.`uniffiFree`
         `uniffiClone` = other.`uniffiClone`
         `devicePublicKey` = other.`devicePublicKey`
         `sign` = other.`sign`
+        `signWithPresence` = other.`signWithPresence`
         `wrap` = other.`wrap`
         `unwrap` = other.`unwrap`
     }
@@ -797,6 +803,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_congdancore_sync(
     ): Int
+    external fun uniffi_congdan_ffi_checksum_method_congdancore_tickets(
+    ): Int
     external fun uniffi_congdan_ffi_checksum_method_draftsapi_attach_bytes(
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_draftsapi_attach_file(
@@ -859,6 +867,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_keystore_sign(
     ): Int
+    external fun uniffi_congdan_ffi_checksum_method_keystore_sign_with_presence(
+    ): Int
     external fun uniffi_congdan_ffi_checksum_method_keystore_wrap(
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_keystore_unwrap(
@@ -866,6 +876,22 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_congdan_ffi_checksum_method_networkmonitor_current_state(
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_syncprogresslistener_on_progress(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_ticketsapi_buy(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_ticketsapi_current_code(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_ticketsapi_full_fare(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_ticketsapi_get(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_ticketsapi_list(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_ticketsapi_outbox(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_ticketsapi_purchases(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_ticketsapi_stations(
     ): Int
     external fun uniffi_congdan_ffi_checksum_constructor_congdancore_open(
     ): Int
@@ -939,6 +965,8 @@ internal object UniffiLib {
     external fun uniffi_congdan_ffi_fn_method_congdancore_send_outbox(`ptr`: Long,
     ): Long
     external fun uniffi_congdan_ffi_fn_method_congdancore_sync(`ptr`: Long,`listener`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_congdan_ffi_fn_method_congdancore_tickets(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_congdan_ffi_fn_clone_draftsapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1022,6 +1050,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_congdan_ffi_fn_method_keystore_sign(`ptr`: Long,`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_keystore_sign_with_presence(`ptr`: Long,`message`: RustBuffer.ByValue,`reason`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_congdan_ffi_fn_method_keystore_wrap(`ptr`: Long,`plaintext`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_congdan_ffi_fn_method_keystore_unwrap(`ptr`: Long,`wrapped`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1042,6 +1072,26 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_congdan_ffi_fn_method_syncprogresslistener_on_progress(`ptr`: Long,`progress`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
+    external fun uniffi_congdan_ffi_fn_clone_ticketsapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_congdan_ffi_fn_free_ticketsapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_congdan_ffi_fn_method_ticketsapi_buy(`ptr`: Long,`product`: RustBuffer.ByValue,`origin`: RustBuffer.ByValue,`destination`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_ticketsapi_current_code(`ptr`: Long,`ticketId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_ticketsapi_full_fare(`ptr`: Long,`product`: RustBuffer.ByValue,`origin`: RustBuffer.ByValue,`destination`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_congdan_ffi_fn_method_ticketsapi_get(`ptr`: Long,`ticketId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_ticketsapi_list(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_ticketsapi_outbox(`ptr`: Long,`purchaseId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_ticketsapi_purchases(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_ticketsapi_stations(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun ffi_congdan_ffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_congdan_ffi_rustbuffer_from_bytes(`bytes`: ForeignBytes.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -2429,6 +2479,11 @@ public interface CongdanCoreInterface {
      */
     suspend fun `sync`(`listener`: SyncProgressListener?): SyncReport
     
+    /**
+     * QR transit tickets, the rider's side: buy, list, the rotating code for the gate.
+     */
+    fun `tickets`(): TicketsApi
+    
     companion object
 }
 
@@ -2682,6 +2737,22 @@ open class CongdanCore: Disposable, AutoCloseable, CongdanCoreInterface
         CongdanException.ErrorHandler,
     )
     }
+
+    
+    /**
+     * QR transit tickets, the rider's side: buy, list, the rotating code for the gate.
+     */override fun `tickets`(): TicketsApi {
+            return FfiConverterTypeTicketsApi.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_congdancore_tickets(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
 
     
 
@@ -4252,6 +4323,14 @@ public interface Keystore {
     fun `sign`(`message`: kotlin.ByteArray): kotlin.ByteArray
     
     /**
+     * Like `sign`, but only after the resident confirms their presence (PIN or biometrics) in a
+     * system prompt showing `reason`; blocks until they answer (called on one of the core's
+     * threads, never the main thread). Refused or cancelled: an error, nothing signed. Used for
+     * signature decisions and dossier signatures, never for the DPoP proof of every call.
+     */
+    fun `signWithPresence`(`message`: kotlin.ByteArray, `reason`: kotlin.String): kotlin.ByteArray
+    
+    /**
      * Encrypts a small secret with a key that stays in the keystore (AES-GCM).
      */
     fun `wrap`(`plaintext`: kotlin.ByteArray): kotlin.ByteArray
@@ -4407,6 +4486,28 @@ open class KeystoreImpl: Disposable, AutoCloseable, Keystore
 
     
     /**
+     * Like `sign`, but only after the resident confirms their presence (PIN or biometrics) in a
+     * system prompt showing `reason`; blocks until they answer (called on one of the core's
+     * threads, never the main thread). Refused or cancelled: an error, nothing signed. Used for
+     * signature decisions and dossier signatures, never for the DPoP proof of every call.
+     */
+    @Throws(PlatformException::class)override fun `signWithPresence`(`message`: kotlin.ByteArray, `reason`: kotlin.String): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(PlatformException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_keystore_sign_with_presence(
+        it,
+        
+        FfiConverterByteArray.lower(`message`),
+        FfiConverterString.lower(`reason`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * Encrypts a small secret with a key that stays in the keystore (AES-GCM).
      */
     @Throws(PlatformException::class)override fun `wrap`(`plaintext`: kotlin.ByteArray): kotlin.ByteArray {
@@ -4492,7 +4593,25 @@ internal object uniffiCallbackInterfaceKeystore {
             )
         }
     }
-    internal object `wrap`: UniffiCallbackInterfaceKeystoreMethod2 {
+    internal object `signWithPresence`: UniffiCallbackInterfaceKeystoreMethod2 {
+        override fun callback(`uniffiHandle`: Long,`message`: RustBuffer.ByValue,`reason`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeKeystore.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`signWithPresence`(
+                    FfiConverterByteArray.lift(`message`),
+                    FfiConverterString.lift(`reason`),
+                )
+            }
+            val writeReturn = { value: kotlin.ByteArray -> uniffiOutReturn.setValue(FfiConverterByteArray.lower(value)) }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: PlatformException -> FfiConverterTypePlatformError.lower(e) }
+            )
+        }
+    }
+    internal object `wrap`: UniffiCallbackInterfaceKeystoreMethod3 {
         override fun callback(`uniffiHandle`: Long,`plaintext`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
             val uniffiObj = FfiConverterTypeKeystore.handleMap.get(uniffiHandle)
             val makeCall = { ->
@@ -4509,7 +4628,7 @@ internal object uniffiCallbackInterfaceKeystore {
             )
         }
     }
-    internal object `unwrap`: UniffiCallbackInterfaceKeystoreMethod3 {
+    internal object `unwrap`: UniffiCallbackInterfaceKeystoreMethod4 {
         override fun callback(`uniffiHandle`: Long,`wrapped`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
             val uniffiObj = FfiConverterTypeKeystore.handleMap.get(uniffiHandle)
             val makeCall = { ->
@@ -4544,6 +4663,7 @@ internal object uniffiCallbackInterfaceKeystore {
         uniffiClone,
         `devicePublicKey`,
         `sign`,
+        `signWithPresence`,
         `wrap`,
         `unwrap`,
     )
@@ -5231,6 +5351,414 @@ public object FfiConverterTypeSyncProgressListener: FfiConverter<SyncProgressLis
     override fun allocationSize(value: SyncProgressListener) = 8UL
 
     override fun write(value: SyncProgressListener, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+public interface TicketsApiInterface {
+    
+    /**
+     * Buys a ticket (stations only for a single journey): checked at once, queued in the
+     * outbox, sent now or when the network is back. Returns the purchase id.
+     */
+    fun `buy`(`product`: TicketProduct, `origin`: kotlin.ULong?, `destination`: kotlin.ULong?): kotlin.String
+    
+    /**
+     * The code to show at the gate now (works offline). Call again after `seconds_remaining`.
+     */
+    fun `currentCode`(`ticketId`: kotlin.String): TicketQrCode
+    
+    /**
+     * The full fare (before any concession, which the server applies) of a product.
+     */
+    fun `fullFare`(`product`: TicketProduct, `origin`: kotlin.ULong?, `destination`: kotlin.ULong?): kotlin.ULong
+    
+    fun `get`(`ticketId`: kotlin.String): TicketInfo
+    
+    /**
+     * The rider's tickets on this phone, with their status now.
+     */
+    fun `list`(): List<TicketInfo>
+    
+    /**
+     * The outbox commands of a purchase (waiting, sending, sent, rejected with the reason).
+     */
+    fun `outbox`(`purchaseId`: kotlin.String): List<OutboxEntry>
+    
+    fun `purchases`(): List<TicketPurchase>
+    
+    fun `stations`(): List<MetroStation>
+    
+    companion object
+}
+
+open class TicketsApi: Disposable, AutoCloseable, TicketsApiInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_congdan_ffi_fn_free_ticketsapi(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_congdan_ffi_fn_clone_ticketsapi(handle, status)
+        }
+    }
+
+    
+    /**
+     * Buys a ticket (stations only for a single journey): checked at once, queued in the
+     * outbox, sent now or when the network is back. Returns the purchase id.
+     */
+    @Throws(CongdanException::class)override fun `buy`(`product`: TicketProduct, `origin`: kotlin.ULong?, `destination`: kotlin.ULong?): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_ticketsapi_buy(
+        it,
+        
+        FfiConverterTypeTicketProduct.lower(`product`),
+        FfiConverterOptionalULong.lower(`origin`),
+        FfiConverterOptionalULong.lower(`destination`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The code to show at the gate now (works offline). Call again after `seconds_remaining`.
+     */
+    @Throws(CongdanException::class)override fun `currentCode`(`ticketId`: kotlin.String): TicketQrCode {
+            return FfiConverterTypeTicketQrCode.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_ticketsapi_current_code(
+        it,
+        
+        FfiConverterString.lower(`ticketId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The full fare (before any concession, which the server applies) of a product.
+     */
+    @Throws(CongdanException::class)override fun `fullFare`(`product`: TicketProduct, `origin`: kotlin.ULong?, `destination`: kotlin.ULong?): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_ticketsapi_full_fare(
+        it,
+        
+        FfiConverterTypeTicketProduct.lower(`product`),
+        FfiConverterOptionalULong.lower(`origin`),
+        FfiConverterOptionalULong.lower(`destination`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    @Throws(CongdanException::class)override fun `get`(`ticketId`: kotlin.String): TicketInfo {
+            return FfiConverterTypeTicketInfo.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_ticketsapi_get(
+        it,
+        
+        FfiConverterString.lower(`ticketId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The rider's tickets on this phone, with their status now.
+     */
+    @Throws(CongdanException::class)override fun `list`(): List<TicketInfo> {
+            return FfiConverterSequenceTypeTicketInfo.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_ticketsapi_list(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The outbox commands of a purchase (waiting, sending, sent, rejected with the reason).
+     */
+    @Throws(CongdanException::class)override fun `outbox`(`purchaseId`: kotlin.String): List<OutboxEntry> {
+            return FfiConverterSequenceTypeOutboxEntry.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_ticketsapi_outbox(
+        it,
+        
+        FfiConverterString.lower(`purchaseId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    @Throws(CongdanException::class)override fun `purchases`(): List<TicketPurchase> {
+            return FfiConverterSequenceTypeTicketPurchase.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_ticketsapi_purchases(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    override fun `stations`(): List<MetroStation> {
+            return FfiConverterSequenceTypeMetroStation.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_ticketsapi_stations(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTicketsApi: FfiConverter<TicketsApi, Long> {
+    override fun lower(value: TicketsApi): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): TicketsApi {
+        return TicketsApi(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): TicketsApi {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: TicketsApi) = 8UL
+
+    override fun write(value: TicketsApi, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -6659,6 +7187,60 @@ public object FfiConverterTypeLoginRequest: FfiConverterRustBuffer<LoginRequest>
 
 
 /**
+ * A station of Metro Line 1.
+ */
+data class MetroStation (
+    var `id`: kotlin.ULong
+    , 
+    var `nameVi`: kotlin.String
+    , 
+    var `nameEn`: kotlin.String
+    , 
+    /**
+     * Distance from Bến Thành, in metres.
+     */
+    var `positionM`: kotlin.UInt
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeMetroStation: FfiConverterRustBuffer<MetroStation> {
+    override fun read(buf: ByteBuffer): MetroStation {
+        return MetroStation(
+            FfiConverterULong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterUInt.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: MetroStation) = (
+            FfiConverterULong.allocationSize(value.`id`) +
+            FfiConverterString.allocationSize(value.`nameVi`) +
+            FfiConverterString.allocationSize(value.`nameEn`) +
+            FfiConverterUInt.allocationSize(value.`positionM`)
+    )
+
+    override fun write(value: MetroStation, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`id`, buf)
+            FfiConverterString.write(value.`nameVi`, buf)
+            FfiConverterString.write(value.`nameEn`, buf)
+            FfiConverterUInt.write(value.`positionM`, buf)
+    }
+}
+
+
+
+/**
  * A command in the outbox, as a screen shows it ("waiting to send", "sent", "refused").
  */
 data class OutboxEntry (
@@ -6941,6 +7523,249 @@ public object FfiConverterTypeSyncReport: FfiConverterRustBuffer<SyncReport> {
             FfiConverterUInt.write(value.`changesApplied`, buf)
             FfiConverterUInt.write(value.`pages`, buf)
             FfiConverterOptionalLong.write(value.`clockOffsetMs`, buf)
+    }
+}
+
+
+
+/**
+ * A ticket kept on the phone.
+ */
+data class TicketInfo (
+    /**
+     * Hex ticket id.
+     */
+    var `id`: kotlin.String
+    , 
+    var `product`: TicketProduct
+    , 
+    var `concession`: TicketConcession?
+    , 
+    var `origin`: kotlin.ULong?
+    , 
+    var `destination`: kotlin.ULong?
+    , 
+    var `fareVnd`: kotlin.ULong
+    , 
+    /**
+     * Unix seconds.
+     */
+    var `validFrom`: kotlin.ULong
+    , 
+    var `validUntil`: kotlin.ULong
+    , 
+    var `status`: TicketStatus
+    , 
+    var `revokedReason`: kotlin.String?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTicketInfo: FfiConverterRustBuffer<TicketInfo> {
+    override fun read(buf: ByteBuffer): TicketInfo {
+        return TicketInfo(
+            FfiConverterString.read(buf),
+            FfiConverterTypeTicketProduct.read(buf),
+            FfiConverterOptionalTypeTicketConcession.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterTypeTicketStatus.read(buf),
+            FfiConverterOptionalString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: TicketInfo) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterTypeTicketProduct.allocationSize(value.`product`) +
+            FfiConverterOptionalTypeTicketConcession.allocationSize(value.`concession`) +
+            FfiConverterOptionalULong.allocationSize(value.`origin`) +
+            FfiConverterOptionalULong.allocationSize(value.`destination`) +
+            FfiConverterULong.allocationSize(value.`fareVnd`) +
+            FfiConverterULong.allocationSize(value.`validFrom`) +
+            FfiConverterULong.allocationSize(value.`validUntil`) +
+            FfiConverterTypeTicketStatus.allocationSize(value.`status`) +
+            FfiConverterOptionalString.allocationSize(value.`revokedReason`)
+    )
+
+    override fun write(value: TicketInfo, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterTypeTicketProduct.write(value.`product`, buf)
+            FfiConverterOptionalTypeTicketConcession.write(value.`concession`, buf)
+            FfiConverterOptionalULong.write(value.`origin`, buf)
+            FfiConverterOptionalULong.write(value.`destination`, buf)
+            FfiConverterULong.write(value.`fareVnd`, buf)
+            FfiConverterULong.write(value.`validFrom`, buf)
+            FfiConverterULong.write(value.`validUntil`, buf)
+            FfiConverterTypeTicketStatus.write(value.`status`, buf)
+            FfiConverterOptionalString.write(value.`revokedReason`, buf)
+    }
+}
+
+
+
+/**
+ * A purchase made on this phone; its outbox command (state, a refusal's reason) comes from
+ * `TicketsApi.outbox`.
+ */
+data class TicketPurchase (
+    var `id`: kotlin.String
+    , 
+    var `product`: TicketProduct
+    , 
+    var `origin`: kotlin.ULong?
+    , 
+    var `destination`: kotlin.ULong?
+    , 
+    var `state`: PurchaseState
+    , 
+    var `ticketId`: kotlin.String?
+    , 
+    var `createdAtMs`: kotlin.Long
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTicketPurchase: FfiConverterRustBuffer<TicketPurchase> {
+    override fun read(buf: ByteBuffer): TicketPurchase {
+        return TicketPurchase(
+            FfiConverterString.read(buf),
+            FfiConverterTypeTicketProduct.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterTypePurchaseState.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterLong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: TicketPurchase) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterTypeTicketProduct.allocationSize(value.`product`) +
+            FfiConverterOptionalULong.allocationSize(value.`origin`) +
+            FfiConverterOptionalULong.allocationSize(value.`destination`) +
+            FfiConverterTypePurchaseState.allocationSize(value.`state`) +
+            FfiConverterOptionalString.allocationSize(value.`ticketId`) +
+            FfiConverterLong.allocationSize(value.`createdAtMs`)
+    )
+
+    override fun write(value: TicketPurchase, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterTypeTicketProduct.write(value.`product`, buf)
+            FfiConverterOptionalULong.write(value.`origin`, buf)
+            FfiConverterOptionalULong.write(value.`destination`, buf)
+            FfiConverterTypePurchaseState.write(value.`state`, buf)
+            FfiConverterOptionalString.write(value.`ticketId`, buf)
+            FfiConverterLong.write(value.`createdAtMs`, buf)
+    }
+}
+
+
+
+/**
+ * The code to show now.
+ */
+data class TicketQrCode (
+    var `ticketId`: kotlin.String
+    , 
+    /**
+     * The QR's text (base45), for shells that draw with their own QR library.
+     */
+    var `text`: kotlin.String
+    , 
+    /**
+     * Modules per side (no quiet zone: leave 4 light modules around).
+     */
+    var `size`: kotlin.UInt
+    , 
+    /**
+     * `rows[y][x]`, true for dark.
+     */
+    var `rows`: List<List<kotlin.Boolean>>
+    , 
+    /**
+     * The same code as a PNG (8 pixels per module, quiet zone included).
+     */
+    var `png`: kotlin.ByteArray
+    , 
+    /**
+     * Start of the code's time slot, unix seconds on the server's clock.
+     */
+    var `slotStart`: kotlin.ULong
+    , 
+    var `slotSeconds`: kotlin.UInt
+    , 
+    /**
+     * Ask for a new code after this many seconds.
+     */
+    var `secondsRemaining`: kotlin.UInt
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTicketQrCode: FfiConverterRustBuffer<TicketQrCode> {
+    override fun read(buf: ByteBuffer): TicketQrCode {
+        return TicketQrCode(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterSequenceSequenceBoolean.read(buf),
+            FfiConverterByteArray.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterUInt.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: TicketQrCode) = (
+            FfiConverterString.allocationSize(value.`ticketId`) +
+            FfiConverterString.allocationSize(value.`text`) +
+            FfiConverterUInt.allocationSize(value.`size`) +
+            FfiConverterSequenceSequenceBoolean.allocationSize(value.`rows`) +
+            FfiConverterByteArray.allocationSize(value.`png`) +
+            FfiConverterULong.allocationSize(value.`slotStart`) +
+            FfiConverterUInt.allocationSize(value.`slotSeconds`) +
+            FfiConverterUInt.allocationSize(value.`secondsRemaining`)
+    )
+
+    override fun write(value: TicketQrCode, buf: ByteBuffer) {
+            FfiConverterString.write(value.`ticketId`, buf)
+            FfiConverterString.write(value.`text`, buf)
+            FfiConverterUInt.write(value.`size`, buf)
+            FfiConverterSequenceSequenceBoolean.write(value.`rows`, buf)
+            FfiConverterByteArray.write(value.`png`, buf)
+            FfiConverterULong.write(value.`slotStart`, buf)
+            FfiConverterUInt.write(value.`slotSeconds`, buf)
+            FfiConverterUInt.write(value.`secondsRemaining`, buf)
     }
 }
 
@@ -8022,6 +8847,41 @@ public object FfiConverterTypeProcedureKind: FfiConverterRustBuffer<ProcedureKin
 
 
 
+
+enum class PurchaseState {
+    
+    WAITING,
+    ISSUED,
+    REFUSED;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePurchaseState: FfiConverterRustBuffer<PurchaseState> {
+    override fun read(buf: ByteBuffer) = try {
+        PurchaseState.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: PurchaseState) = 4UL
+
+    override fun write(value: PurchaseState, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
 sealed class SessionState {
     
     object LoggedOut : SessionState()
@@ -8154,6 +9014,121 @@ public object FfiConverterTypeSyncState: FfiConverterRustBuffer<SyncState> {
     override fun allocationSize(value: SyncState) = 4UL
 
     override fun write(value: SyncState, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * A reduced fare, decided by the server from the rider's verified identity.
+ */
+
+enum class TicketConcession {
+    
+    STUDENT,
+    ELDERLY,
+    DISABILITY,
+    CHILD_UNDER6;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTicketConcession: FfiConverterRustBuffer<TicketConcession> {
+    override fun read(buf: ByteBuffer) = try {
+        TicketConcession.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: TicketConcession) = 4UL
+
+    override fun write(value: TicketConcession, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * A fare product.
+ */
+
+enum class TicketProduct {
+    
+    SINGLE_JOURNEY,
+    DAY_PASS,
+    THREE_DAY_PASS,
+    MONTHLY_PASS;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTicketProduct: FfiConverterRustBuffer<TicketProduct> {
+    override fun read(buf: ByteBuffer) = try {
+        TicketProduct.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: TicketProduct) = 4UL
+
+    override fun write(value: TicketProduct, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+
+enum class TicketStatus {
+    
+    ACTIVE,
+    NOT_YET_VALID,
+    EXPIRED,
+    REVOKED,
+    OTHER_DEVICE;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTicketStatus: FfiConverterRustBuffer<TicketStatus> {
+    override fun read(buf: ByteBuffer) = try {
+        TicketStatus.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: TicketStatus) = 4UL
+
+    override fun write(value: TicketStatus, buf: ByteBuffer) {
         buf.putInt(value.ordinal + 1)
     }
 }
@@ -8582,6 +9557,66 @@ public object FfiConverterOptionalTypeProcedureKind: FfiConverterRustBuffer<Proc
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeTicketConcession: FfiConverterRustBuffer<TicketConcession?> {
+    override fun read(buf: ByteBuffer): TicketConcession? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeTicketConcession.read(buf)
+    }
+
+    override fun allocationSize(value: TicketConcession?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeTicketConcession.allocationSize(value)
+        }
+    }
+
+    override fun write(value: TicketConcession?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeTicketConcession.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceBoolean: FfiConverterRustBuffer<List<kotlin.Boolean>> {
+    override fun read(buf: ByteBuffer): List<kotlin.Boolean> {
+        val len = buf.getInt()
+        return List<kotlin.Boolean>(len) {
+            FfiConverterBoolean.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.Boolean>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterBoolean.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.Boolean>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterBoolean.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.String>> {
     override fun read(buf: ByteBuffer): List<kotlin.String> {
         val len = buf.getInt()
@@ -8890,6 +9925,34 @@ public object FfiConverterSequenceTypeFormField: FfiConverterRustBuffer<List<For
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeMetroStation: FfiConverterRustBuffer<List<MetroStation>> {
+    override fun read(buf: ByteBuffer): List<MetroStation> {
+        val len = buf.getInt()
+        return List<MetroStation>(len) {
+            FfiConverterTypeMetroStation.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<MetroStation>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeMetroStation.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<MetroStation>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeMetroStation.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeOutboxEntry: FfiConverterRustBuffer<List<OutboxEntry>> {
     override fun read(buf: ByteBuffer): List<OutboxEntry> {
         val len = buf.getInt()
@@ -8946,6 +10009,62 @@ public object FfiConverterSequenceTypeProcedureSummary: FfiConverterRustBuffer<L
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeTicketInfo: FfiConverterRustBuffer<List<TicketInfo>> {
+    override fun read(buf: ByteBuffer): List<TicketInfo> {
+        val len = buf.getInt()
+        return List<TicketInfo>(len) {
+            FfiConverterTypeTicketInfo.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<TicketInfo>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeTicketInfo.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<TicketInfo>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeTicketInfo.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeTicketPurchase: FfiConverterRustBuffer<List<TicketPurchase>> {
+    override fun read(buf: ByteBuffer): List<TicketPurchase> {
+        val len = buf.getInt()
+        return List<TicketPurchase>(len) {
+            FfiConverterTypeTicketPurchase.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<TicketPurchase>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeTicketPurchase.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<TicketPurchase>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeTicketPurchase.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeTimelineEntry: FfiConverterRustBuffer<List<TimelineEntry>> {
     override fun read(buf: ByteBuffer): List<TimelineEntry> {
         val len = buf.getInt()
@@ -8964,6 +10083,34 @@ public object FfiConverterSequenceTypeTimelineEntry: FfiConverterRustBuffer<List
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeTimelineEntry.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceSequenceBoolean: FfiConverterRustBuffer<List<List<kotlin.Boolean>>> {
+    override fun read(buf: ByteBuffer): List<List<kotlin.Boolean>> {
+        val len = buf.getInt()
+        return List<List<kotlin.Boolean>>(len) {
+            FfiConverterSequenceBoolean.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<List<kotlin.Boolean>>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterSequenceBoolean.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<List<kotlin.Boolean>>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterSequenceBoolean.write(it, buf)
         }
     }
 }

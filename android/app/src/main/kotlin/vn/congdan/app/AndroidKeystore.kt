@@ -69,6 +69,12 @@ class AndroidKeystore(
     private val alias: String = "congdan-device-key",
     private val requireUserAuthentication: Boolean = false,
     private val authenticationValiditySeconds: Int = 30,
+    /**
+     * Shows BiometricPrompt with the given reason and blocks until the resident answers: `true`
+     * when they authenticated. Supplied by the activity layer (it owns the FragmentActivity the
+     * prompt needs); `null` refuses every [signWithPresence].
+     */
+    private val presencePrompt: ((reason: String) -> Boolean)? = null,
 ) : Keystore {
     private val wrapAlias = "$alias.wrap"
     private val hasStrongBox: Boolean =
@@ -113,6 +119,27 @@ class AndroidKeystore(
         signer.initSign(key)
         signer.update(message)
         derToRaw(signer.sign())
+    }
+
+    /**
+     * Signs with the same device key after the resident confirmed their presence. The device key
+     * also signs the DPoP proof of every call, so it cannot require authentication itself
+     * (setUserAuthenticationRequired would prompt on every request); instead [presencePrompt]
+     * shows BiometricPrompt (BIOMETRIC_STRONG or DEVICE_CREDENTIAL, title [reason]) on the main
+     * thread and blocks this one (a core thread) until the resident answers. Only a confirmed
+     * prompt signs; a refusal, a cancel or no enrolled credential is an error and nothing is signed.
+     * An instance created with [requireUserAuthentication] (its own alias) gets the keystore's
+     * enforcement on top: the key itself refuses to sign without a recent authentication.
+     */
+    override fun signWithPresence(message: ByteArray, reason: String): ByteArray {
+        val gate = presencePrompt ?: throw PlatformException.Failed("no user presence prompt on this keystore")
+        val confirmed = try {
+            gate(reason)
+        } catch (e: Exception) {
+            false
+        }
+        if (!confirmed) throw PlatformException.Failed("user presence not confirmed")
+        return sign(message)
     }
 
     override fun wrap(plaintext: ByteArray): ByteArray = platform("wrapping failed") {

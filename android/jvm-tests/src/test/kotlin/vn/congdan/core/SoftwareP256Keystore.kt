@@ -38,6 +38,14 @@ class SoftwareP256Keystore : Keystore {
         return derToRaw(signer.sign())
     }
 
+    /** What every signature with user presence was asked for (there is no person to ask here). */
+    val presenceReasons: MutableList<String> = java.util.Collections.synchronizedList(mutableListOf())
+
+    override fun signWithPresence(message: ByteArray, reason: String): ByteArray {
+        presenceReasons.add(reason)
+        return sign(message)
+    }
+
     override fun wrap(plaintext: ByteArray): ByteArray {
         val iv = ByteArray(12).also { random.nextBytes(it) }
         val cipher = Cipher.getInstance("AES/GCM/NoPadding")
