@@ -389,6 +389,26 @@ mod tests {
     }
 
     #[test]
+    fn the_clock_offset_is_learned_from_the_date_header_unless_a_finer_one_agrees() {
+        let client = ApiClient::new("http://127.0.0.1:9", ClientConfig::default()).unwrap();
+        assert_eq!(client.learned_clock_offset_ms(), None);
+        // The server stamped 07:00:00 (somewhere in that second); the phone sent 10 s earlier by
+        // its own clock and had the answer 200 ms later.
+        let sent = 1_795_503_590_000;
+        client.observe_server_date("Tue, 24 Nov 2026 07:00:00 GMT", sent, sent + 200);
+        assert_eq!(client.learned_clock_offset_ms(), Some(10_400));
+        // The sync's millisecond time, within the header's rounding, is kept.
+        client.set_clock_offset_ms(10_123);
+        client.observe_server_date("Tue, 24 Nov 2026 07:00:00 GMT", sent, sent + 200);
+        assert_eq!(client.learned_clock_offset_ms(), Some(10_123));
+        // The phone's clock was moved by an hour: the header wins.
+        client.observe_server_date("Tue, 24 Nov 2026 08:00:00 GMT", sent, sent + 200);
+        assert_eq!(client.learned_clock_offset_ms(), Some(3_610_400));
+        client.observe_server_date("not a date", sent, sent + 200);
+        assert_eq!(client.clock_offset_ms(), 3_610_400);
+    }
+
+    #[test]
     fn backoff_grows_and_is_capped() {
         let p = RetryPolicy::default();
         for attempt in 0..20 {
