@@ -82,7 +82,7 @@ on_both_backends!(a_purchase_issues_a_ticket_signed_by_the_operator, |b: Backend
     assert_eq!(verified.ticket.fare_vnd, 40_000);
     assert_eq!(b64url(&verified.ticket.device_key), device_key(&lan));
     assert_eq!(verified.ticket.valid_until - verified.ticket.valid_from, 24 * 3600);
-    assert!(verified.ticket.valid_from <= now_secs() && verified.ticket.valid_from % 60 == 0);
+    assert!(verified.ticket.valid_from <= now_secs() && verified.ticket.valid_from.is_multiple_of(60));
 
     // A single journey is priced by distance: Bến Thành to Suối Tiên is the dearest.
     let single = json!({"product": "single", "origin": 1, "destination": 14, "device_key": device_key(&lan)});
@@ -410,5 +410,67 @@ on_both_backends!(a_cloned_ticket_is_revoked_and_listed, |b: Backend| async move
     let theirs: Value = minh.request("GET", "/v1/tickets", None).await.json().await.unwrap();
     assert_eq!(theirs["tickets"][0]["revoked"], false);
     assert!(changes(&mut minh, "ticket.revoked").await.is_empty());
+    server.shutdown().await;
+});
+
+on_both_backends!(racing_retries_of_one_purchase_make_one_ticket_and_one_charge, |b: Backend| async move {
+    let server = common::start(&b.url).await;
+    let base = server.url();
+    let mut first = login(&base, "lan").await;
+    let account = account_id(&mut first).await;
+    let body = day_pass(&first);
+    let device = std::sync::Arc::new(first.device);
+    let token = first.tokens.access_token.clone();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        // The same phone (token and key) sending the same command, each with its own proof.
+        let (base, device, token, body, mut nonce) = (base.clone(), device.clone(), token.clone(), body.clone(), first.nonce.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = common::identity::send_with_proof(
+                &base,
+                &device,
+                &mut nonce,
+                "POST",
+                "/v1/tickets/purchases",
+                Some(&token),
+                common::identity::Body::Command(&body, "race-key"),
+            )
+            .await;
+            (r.status().as_u16(), r.text().await.unwrap())
+        }));
+    }
+    let mut answers = std::collections::BTreeSet::new();
+    for t in tasks {
+        let (status, text) = t.await.unwrap();
+        match status {
+            201 => {
+                answers.insert(text);
+            }
+            409 => {}
+            other => panic!("unexpected {other}: {text}"),
+        }
+    }
+    assert_eq!(answers.len(), 1, "one answer whatever the race");
+    let charges = DemoPaymentProvider::new(server.state.db.clone()).charges(&account).await.unwrap();
+    assert_eq!(charges.len(), 1, "{charges:?}");
+    server.shutdown().await;
+});
+
+on_both_backends!(the_demo_provider_charges_a_key_once_and_refunds, |b: Backend| async move {
+    use congdan_server::tickets::payment::{ChargeRequest, PaymentError, PaymentProvider};
+    let server = common::start(&b.url).await;
+    let mut lan = login(&server.url(), "lan").await;
+    let account = account_id(&mut lan).await;
+    let provider = DemoPaymentProvider::new(server.state.db.clone());
+    let request = |key: &'static str, amount_vnd: u64| ChargeRequest { account_id: &account, idempotency_key: key, amount_vnd };
+    let first = provider.charge(request("k", 40_000)).await.unwrap();
+    assert_eq!(provider.charge(request("k", 40_000)).await.unwrap(), first, "the same key is the same charge");
+    assert!(matches!(provider.charge(request("k", 90_000)).await, Err(PaymentError::Declined(_))));
+    let other = provider.charge(request("k2", 90_000)).await.unwrap();
+    assert_ne!(other.charge_id, first.charge_id);
+    provider.refund(&first.charge_id).await.unwrap();
+    assert!(matches!(provider.refund("no-such-charge").await, Err(PaymentError::Declined(_))));
+    let book = provider.charges(&account).await.unwrap();
+    assert_eq!(book, [("k".to_string(), 40_000, true), ("k2".to_string(), 90_000, false)]);
     server.shutdown().await;
 });

@@ -77,6 +77,13 @@ async fn ensure(db: &Db, generation: i64) -> DbResult<()> {
     insert_if_absent(db, OPERATOR_KEY_PURPOSE, generation, pkcs8, public).await
 }
 
+/// A generation's key: trusted from, signs until, trusted until (unix seconds).
+fn periods(generation: i64) -> (u64, u64, u64) {
+    let valid_from = generation.max(0) as u64 * ROTATION_SECS;
+    let signs_until = valid_from + ROTATION_SECS - 1;
+    (valid_from, signs_until, signs_until + TRUSTED_AFTER_SIGNING_SECS)
+}
+
 /// Every key gates should trust now: the still-trusted older ones, the current one and the next
 /// (created ahead), oldest first.
 pub async fn trusted(db: &Db) -> DbResult<Vec<OperatorKey>> {
@@ -90,15 +97,14 @@ pub async fn trusted(db: &Db) -> DbResult<Vec<OperatorKey>> {
         .into_iter()
         .filter(|k| k.generation <= current + 1)
         .map(|k| {
-            let valid_from = k.generation.max(0) as u64 * ROTATION_SECS;
-            let signs_until = valid_from + ROTATION_SECS - 1;
+            let (valid_from, signs_until, valid_until) = periods(k.generation);
             OperatorKey {
                 generation: k.generation,
                 key_id: key_id(k.generation),
                 public_key: k.public_key,
                 valid_from,
                 signs_until,
-                valid_until: signs_until + TRUSTED_AFTER_SIGNING_SECS,
+                valid_until,
                 secret: k.secret,
             }
         })
@@ -124,6 +130,20 @@ pub fn key_set(keys: &[OperatorKey]) -> Vec<(Vec<u8>, PublicKey)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_ticket_a_key_signs_expires_before_the_key_does() {
+        use congdan_core::tickets::wire::Product;
+        let longest = Product::ALL.iter().map(|p| p.validity_seconds()).max().unwrap();
+        for g in [0, 1, 684] {
+            let (from, signs_until, until) = periods(g);
+            assert!(signs_until + longest < until, "a ticket signed at the last moment outlives its key");
+            // The next key takes over the moment this one stops signing.
+            assert_eq!(periods(g + 1).0, signs_until + 1);
+            assert_eq!(generation_at(from), g);
+            assert_eq!(generation_at(signs_until), g);
+        }
+    }
 
     #[test]
     fn key_ids_are_one_or_two_bytes_and_distinct_for_neighbours() {

@@ -71,7 +71,7 @@ impl DemoPaymentProvider {
                 pool.read(ctx, move |c| {
                     let mut stmt = c.prepare(
                         "SELECT idempotency_key, amount_vnd, refunded_at IS NOT NULL FROM demo_payment_charges \
-                         WHERE account_id = ?1 ORDER BY created_at, id",
+                         WHERE account_id = ?1 ORDER BY created_at, idempotency_key",
                     )?;
                     let rows = stmt.query_map([account], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?)))?;
                     rows.collect()
@@ -83,7 +83,7 @@ impl DemoPaymentProvider {
                 .await?
                 .query(
                     "SELECT idempotency_key, amount_vnd, refunded_at IS NOT NULL FROM demo_payment_charges \
-                     WHERE account_id = $1 ORDER BY created_at, id",
+                     WHERE account_id = $1 ORDER BY created_at, idempotency_key",
                     &[&account],
                 )
                 .await
