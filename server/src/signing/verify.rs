@@ -106,6 +106,14 @@ pub fn check_decision(
     if d.summary_sha256 != summary_hash(&request.summary) {
         return Err(Refused::of(Refusal::SummaryMismatch));
     }
+    if d.purpose != request.purpose {
+        return Err(Refused::other(
+            "purpose_mismatch",
+            422,
+            "the decision states another purpose than the request's",
+            "Mục đích trong quyết định khác với mục đích của yêu cầu.",
+        ));
+    }
     if d.expires_at.min(i64::MAX as u64) as i64 != request.expires_at {
         return Err(Refused::other(
             "expiry_mismatch",

@@ -18,7 +18,8 @@ pub fn now_secs() -> i64 {
 
 /// A phone's device key (software P-256), making DPoP proofs.
 pub struct Device {
-    signer: P256Signer,
+    /// The key itself: DPoP proofs, and statements it signs as the device key (issue 6).
+    pub signer: P256Signer,
     pub jwk: Jwk,
 }
 
