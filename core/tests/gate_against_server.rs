@@ -22,8 +22,8 @@ fn device(dir: &std::path::Path, url: &str) -> Core {
 
 async fn login(core: &Core, user: &str) {
     let request = core.identity().login_start(REDIRECT).unwrap();
-    let callback = dev_browser::demo_login(&request.authorize_url, user, "demo", REDIRECT).await.unwrap();
-    core.identity().login_finish(&callback).await.unwrap();
+    let callback = dev_browser::demo_login(&request.authorize_url, user, "demo", REDIRECT).await.unwrap_or_else(|e| panic!("login {user}: {e:?}"));
+    core.identity().login_finish(&callback).await.unwrap_or_else(|e| panic!("login {user}: {e:?} ({callback})"));
 }
 
 fn quiet(_: congdan_core::sync::SyncProgress) -> bool {
@@ -39,6 +39,8 @@ async fn a_gate_accepts_offline_refuses_each_fraud_with_its_reason_and_learns_re
     let tmp = tempfile::tempdir().unwrap();
     let mut config = ServerConfig::embedded(&tmp.path().join("server"));
     config.listen = "127.0.0.1:0".parse().unwrap();
+    // Three logins from one loopback address in a second: above the default per-address budget.
+    config.identity.auth_rate_limit = congdan_server::config::RateLimit { burst: 1_000, refill_secs: 0.01 };
     let server = congdan_server::start(config).await.unwrap();
     let url = server.url();
 
@@ -95,8 +97,9 @@ async fn a_gate_accepts_offline_refuses_each_fraud_with_its_reason_and_learns_re
     let gate_b = Gate::open(core_b, GateConfig::new(1, &id_b, Direction::Entry), now()).unwrap();
     gate_b.sync_with_server(now()).await;
     assert!(gate_b.tap_text(&fresh.text, now()).unwrap().is_accept());
+    // Accept, wrong device, pass-back; the tampered code has no ticket id and stays local.
     let up_a = gate_a.sync_with_server(now()).await;
-    assert!(up_a.taps_queued >= 4 && up_a.upload.as_ref().is_some_and(|u| u.sent == 1), "{up_a:?}");
+    assert!(up_a.taps_queued == 3 && up_a.upload.as_ref().is_some_and(|u| u.sent == 1), "{up_a:?}");
     let up_b = gate_b.sync_with_server(now()).await;
     assert!(up_b.upload.as_ref().is_some_and(|u| u.sent == 1), "{up_b:?}");
     assert_eq!(gate_b.tap_log_status().unwrap().not_uploaded, 0);
@@ -112,7 +115,9 @@ async fn a_gate_accepts_offline_refuses_each_fraud_with_its_reason_and_learns_re
     let refused = gate_a.validator().validate_text(&text, now());
     assert_eq!(refused.reason(), Some(RefusalReason::Revoked), "{refused:?}");
 
-    // The server goes away: the gate keeps deciding on the keys and list it holds.
+    // Gate B learns it too; then the server goes away, and the gate keeps deciding on the keys
+    // and list it holds (kept in its store).
+    assert!(gate_b.sync_with_server(now()).await.revoked >= 1);
     server.shutdown().await;
     let down = gate_b.sync_with_server(now()).await;
     assert!(down.all_failed(), "{down:?}");

@@ -57,8 +57,8 @@ pub struct LinkReport {
 }
 
 impl LinkReport {
-    /// The server could not be reached or refused every step.
+    /// Nothing came from the server and nothing went to it (unreachable, or refusing).
     pub fn all_failed(&self) -> bool {
-        self.keys_error.is_some() && self.revocations_error.is_some() && self.upload.as_ref().is_none_or(|u| u.offline || u.login_required)
+        self.keys_error.is_some() && self.revocations_error.is_some() && self.upload.as_ref().is_none_or(|u| u.sent == 0)
     }
 }
