@@ -274,6 +274,15 @@ on_both_backends!(riders_list_only_their_own_tickets, |b: Backend| async move {
     assert_eq!(theirs["tickets"][0]["ticket_id"], minhs["ticket_id"]);
     assert_eq!(changes(&mut minh, "ticket.issued").await.len(), 1);
 
+    // A day's purchases are capped; the refused command is not recorded (it may go through later).
+    for i in 3..congdan_server::tickets::purchase::MAX_TICKETS_PER_DAY {
+        assert_eq!(buy_day(&mut lan, &format!("more-{i}")).await.0, 201);
+    }
+    let r = lan.command("/v1/tickets/purchases", &day_pass(&lan), "one-too-many").await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(error_code(r).await, "too_many_purchases");
+    let r = lan.command("/v1/tickets/purchases", &day_pass(&lan), "one-too-many").await;
+    assert_eq!(r.status(), 429, "released, not replayed as a final answer");
     let r = lan.request("GET", "/v1/tickets?limit=0", None).await;
     assert_eq!(r.status(), 400);
     let r = lan.request("GET", "/v1/tickets?cursor=abc", None).await;

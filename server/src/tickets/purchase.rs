@@ -30,8 +30,13 @@ use crate::cases::{claim_command, error_body, idempotency, idempotency_key, json
 use crate::error::ApiError;
 use crate::identity::auth::Authenticated;
 
-/// How many identical tickets one device may buy in one minute (each gets a later end).
-const MAX_SAME_MINUTE_TWINS: usize = 20;
+/// Tickets one account may be issued in a day: far above any rider's need, low enough that a
+/// runaway client or a stolen session cannot drain a wallet or fill the database.
+pub const MAX_TICKETS_PER_DAY: u64 = 50;
+
+/// How many identical tickets one device may buy in one minute (each gets a later end): as
+/// many as a day allows.
+const MAX_SAME_MINUTE_TWINS: usize = MAX_TICKETS_PER_DAY as usize;
 
 /// The product, by number (`2`) or by name (`"day"`).
 #[derive(Deserialize)]
@@ -153,6 +158,16 @@ async fn buy(state: &AppState, caller: &Authenticated, key: &str, order: Order) 
             None,
         );
         return refuse(StatusCode::UNPROCESSABLE_ENTITY, body).await;
+    }
+    let day_ago = crate::db::now_millis() - 86_400_000;
+    if store::issued_since(&state.db, &caller.account_id, day_ago).await? >= MAX_TICKETS_PER_DAY {
+        // Not recorded under the key: the same command may go through tomorrow.
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_purchases",
+            format!("at most {MAX_TICKETS_PER_DAY} tickets a day"),
+            "Bạn đã mua quá số vé cho phép trong một ngày. Vui lòng thử lại sau.",
+        ));
     }
     let attributes = store::verified_attributes(&state.db, &caller.account_id).await?;
     let concession = pricing::concession_for(&attributes, CalendarDate::today_utc_plus_7());

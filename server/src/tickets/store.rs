@@ -190,6 +190,32 @@ pub async fn list(db: &Db, account_id: &str, after: i64, limit: u32) -> DbResult
     Ok(rows.into_iter().map(view_of).collect())
 }
 
+/// How many tickets the account was issued since `since_ms`.
+pub async fn issued_since(db: &Db, account_id: &str, since_ms: i64) -> DbResult<u64> {
+    let ctx = "counting recent tickets";
+    let account = account_id.to_string();
+    let n: i64 = match db {
+        Db::Sqlite(pool) => {
+            pool.read(ctx, move |c| {
+                c.query_row(
+                    "SELECT count(*) FROM tickets WHERE account_id = ?1 AND created_at >= ?2",
+                    rusqlite::params![account, since_ms],
+                    |r| r.get(0),
+                )
+            })
+            .await?
+        }
+        Db::Postgres(pool) => pool
+            .client()
+            .await?
+            .query_one("SELECT count(*) FROM tickets WHERE account_id = $1 AND created_at >= $2", &[&account, &since_ms])
+            .await
+            .map_err(postgres::q(ctx))?
+            .get(0),
+    };
+    Ok(n.max(0) as u64)
+}
+
 /// Whether a ticket with this id was issued.
 pub async fn exists(db: &Db, ticket_id: &str) -> DbResult<bool> {
     let ctx = "looking up a ticket";
