@@ -184,6 +184,7 @@ pub async fn prepare_db(config: &ServerConfig) -> anyhow_like::Result<Db> {
 /// URL and the development provider's issuer name it, and tests bind port 0).
 pub async fn prepare(config: &ServerConfig, bound: SocketAddr) -> anyhow_like::Result<AppState> {
     let db = prepare_db(config).await?;
+    blobs::spawn_cleanup(db.clone(), config.abandoned_upload_after);
     let identity = Identity::start(&db, &config.identity, bound).await.map_err(anyhow_like::Error)?;
     let this_year = congdan_core::drafts::validation::CalendarDate::today_utc_plus_7().year;
     if !config.holidays.covers(this_year) {

@@ -15,6 +15,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Largest attachment a resident may upload, in bytes (sent in chunks, not one body).
     pub max_blob_bytes: u64,
+    /// Uploads never finished within this long of being offered are removed.
+    pub abandoned_upload_after: std::time::Duration,
     /// Login, tokens and roles (docs/identity.md).
     pub identity: IdentityConfig,
     /// Public holidays for due dates: the built-in Vietnamese calendar, or a published schedule.
@@ -32,6 +34,7 @@ impl ServerConfig {
             seed_demo_data: true,
             max_body_bytes: 64 * 1024,
             max_blob_bytes: crate::blobs::DEFAULT_MAX_BLOB_BYTES,
+            abandoned_upload_after: crate::blobs::DEFAULT_ABANDONED_UPLOAD_AFTER,
             identity: IdentityConfig::embedded(),
             holidays: crate::cases::holidays::Holidays::vietnam(2025..=2035),
         }

@@ -75,6 +75,14 @@ struct ServeArgs {
     /// dates; replaces the built-in Vietnamese calendar.
     #[arg(long, env = "CONGDAN_HOLIDAYS", value_name = "FILE")]
     holidays: Option<std::path::PathBuf>,
+    /// Largest attachment a resident may upload, in bytes.
+    #[arg(long, env = "CONGDAN_MAX_BLOB_BYTES", default_value_t = congdan_server::blobs::DEFAULT_MAX_BLOB_BYTES,
+          value_parser = clap::value_parser!(u64).range(1..=1024 * 1024 * 1024))]
+    max_blob_bytes: u64,
+    /// Hours after which an upload never finished is removed (the phone starts it again).
+    #[arg(long, env = "CONGDAN_ABANDONED_UPLOAD_HOURS", default_value_t = 24,
+          value_parser = clap::value_parser!(u64).range(1..=24 * 365))]
+    abandoned_upload_hours: u64,
 }
 
 #[derive(Subcommand)]
@@ -140,6 +148,8 @@ async fn run_serve(args: ServeArgs, database_url: String, embedded: bool) -> Res
     config.listen = args.listen;
     config.database_url = database_url;
     config.seed_demo_data = args.seed.unwrap_or(embedded);
+    config.max_blob_bytes = args.max_blob_bytes;
+    config.abandoned_upload_after = std::time::Duration::from_secs(args.abandoned_upload_hours * 3600);
     config.identity = identity_config(&args, embedded)?;
     if let Some(path) = &args.holidays {
         let text = std::fs::read_to_string(path).map_err(|e| format!("--holidays {}: {e}", path.display()))?;

@@ -348,3 +348,31 @@ on_both_backends!(an_agency_sees_and_downloads_the_files_of_its_own_cases_only, 
     assert_eq!((r.status().as_u16(), error_code(r).await.as_str()), (403, "forbidden"));
     server.shutdown().await;
 });
+
+on_both_backends!(uploads_never_finished_are_removed_after_their_age, |b: Backend| async move {
+    let server = common::start(&b.url).await;
+    let mut lan = login(&server.url(), "lan").await;
+    let account = account_id(&mut lan).await;
+    let done = jpeg(5000, 11);
+    let done_sha = sha_hex(&done);
+    offset_of(upload(&mut lan, &done_sha, &done, "image/jpeg").await).await;
+    let half = jpeg(CHUNK_BYTES + 10, 12);
+    let half_sha = sha_hex(&half);
+    offset_of(offer(&mut lan, &half_sha, half.len(), "image/jpeg").await).await;
+    offset_of(patch(&mut lan, &half_sha, 0, &half[..CHUNK_BYTES]).await).await;
+    let db = &server.state.db;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+
+    // Younger than the age: kept, and the phone resumes where it stood.
+    assert_eq!(store::remove_abandoned(db, now - 3_600_000).await.unwrap(), 0);
+    assert_eq!(offset_of(offer(&mut lan, &half_sha, half.len(), "image/jpeg").await).await, CHUNK_BYTES as u64);
+    // Older: the unfinished upload and its chunks go; the complete file stays.
+    assert_eq!(store::remove_abandoned(db, now + 1000).await.unwrap(), 1);
+    assert_eq!(store::get(db, &account, &half_sha).await.unwrap(), None);
+    assert_eq!(store::chunk_at(db, &account, &half_sha, 0).await.unwrap(), None);
+    assert!(store::get(db, &account, &done_sha).await.unwrap().unwrap().complete);
+    assert_eq!(reassembled(db, &account, &done_sha).await, done);
+    // The phone that comes back offers the file again and starts from zero.
+    assert_eq!(offset_of(offer(&mut lan, &half_sha, half.len(), "image/jpeg").await).await, 0);
+    server.shutdown().await;
+});

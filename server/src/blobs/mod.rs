@@ -27,6 +27,28 @@ use store::{Append, Upload};
 /// The largest file a resident may upload unless configured otherwise.
 pub const DEFAULT_MAX_BLOB_BYTES: u64 = 20 * 1024 * 1024;
 
+/// Unfinished uploads older than this are removed unless configured otherwise.
+pub const DEFAULT_ABANDONED_UPLOAD_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// How often the server looks for abandoned uploads.
+const CLEANUP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes uploads never finished within `older_than` of being offered: at start, then every
+/// [`CLEANUP_INTERVAL`] while the runtime runs. Their chunks would otherwise stay forever.
+pub fn spawn_cleanup(db: crate::db::Db, older_than: std::time::Duration) {
+    tokio::spawn(async move {
+        loop {
+            let cutoff = crate::db::now_millis().saturating_sub(older_than.as_millis().min(i64::MAX as u128) as i64);
+            match store::remove_abandoned(&db, cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "abandoned uploads removed"),
+                Err(e) => tracing::warn!("removing abandoned uploads failed: {e}"),
+            }
+            tokio::time::sleep(CLEANUP_INTERVAL).await;
+        }
+    });
+}
+
 fn offset_response(offset: i64) -> Response {
     let body = serde_json::to_string(&BlobOffset { offset: offset.max(0) as u64 }).unwrap_or_default();
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()

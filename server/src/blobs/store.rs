@@ -438,3 +438,42 @@ pub async fn chunk_covering(db: &Db, account: &str, sha256: &str, at: i64) -> Db
         }
     }
 }
+
+/// Removes the uploads never finished that were offered before `cutoff_ms` (the phone gave up,
+/// or lost the file), with their chunks. A phone that comes back later offers the file again
+/// and starts from zero. Returns how many uploads went.
+pub async fn remove_abandoned(db: &Db, cutoff_ms: i64) -> DbResult<u64> {
+    let ctx = "removing abandoned uploads";
+    match db {
+        Db::Sqlite(pool) => {
+            pool.write(ctx, move |tx| {
+                tx.execute(
+                    "DELETE FROM blob_chunks WHERE (account_id, sha256) IN \
+                     (SELECT account_id, sha256 FROM blobs WHERE complete = 0 AND created_at < ?1)",
+                    [cutoff_ms],
+                )
+                .map_err(sqlite::q(ctx))?;
+                let removed = tx
+                    .execute("DELETE FROM blobs WHERE complete = 0 AND created_at < ?1", [cutoff_ms])
+                    .map_err(sqlite::q(ctx))?;
+                Ok(removed as u64)
+            })
+            .await
+        }
+        Db::Postgres(pool) => {
+            let client = pool.client().await?;
+            // One statement: the uploads and their chunks go together or not at all. A chunk
+            // being appended right now waits for the upload's row lock (see `append`).
+            let row = client
+                .query_one(
+                    "WITH gone AS (DELETE FROM blobs WHERE NOT complete AND created_at < $1 RETURNING account_id, sha256), \
+                     chunks AS (DELETE FROM blob_chunks c USING gone WHERE c.account_id = gone.account_id AND c.sha256 = gone.sha256) \
+                     SELECT count(*) FROM gone",
+                    &[&cutoff_ms],
+                )
+                .await
+                .map_err(postgres::q(ctx))?;
+            Ok(row.get::<_, i64>(0) as u64)
+        }
+    }
+}
