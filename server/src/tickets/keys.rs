@@ -14,7 +14,7 @@
 use congdan_core::crypto::{Algorithm, Ed25519Signer, PublicKey};
 
 use crate::db::{now_millis, Db, DbError, DbResult};
-use crate::identity::keys::{insert_if_absent, load_keys};
+use crate::identity::keys::{insert_if_absent, load_keys, StoredKey};
 
 pub const OPERATOR_KEY_PURPOSE: &str = "ticket_operator";
 /// A new operator key signs every 30 days.
@@ -89,10 +89,15 @@ fn periods(generation: i64) -> (u64, u64, u64) {
 pub async fn trusted(db: &Db) -> DbResult<Vec<OperatorKey>> {
     let now = now_secs();
     let current = generation_at(now);
-    ensure(db, current).await?;
-    ensure(db, current + 1).await?;
     let oldest = generation_at(now.saturating_sub(TRUSTED_AFTER_SIGNING_SECS)) - 1;
-    let stored = load_keys(db, OPERATOR_KEY_PURPOSE, oldest).await?;
+    let mut stored = load_keys(db, OPERATOR_KEY_PURPOSE, oldest).await?;
+    // Written only when missing (once a month), so reading the keys stays a read.
+    let has = |keys: &[StoredKey], g: i64| keys.iter().any(|k| k.generation == g);
+    if !has(&stored, current) || !has(&stored, current + 1) {
+        ensure(db, current).await?;
+        ensure(db, current + 1).await?;
+        stored = load_keys(db, OPERATOR_KEY_PURPOSE, oldest).await?;
+    }
     Ok(stored
         .into_iter()
         .filter(|k| k.generation <= current + 1)
