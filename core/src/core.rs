@@ -146,6 +146,11 @@ impl Core {
         crate::tickets::TicketsService::new(self.clone())
     }
 
+    /// Document signing: the resident's signature requests, their documents, approve or decline.
+    pub fn signing(&self) -> crate::signing::SigningService {
+        crate::signing::SigningService::new(self.clone())
+    }
+
     /// The agency side of cases, for staff with a role `agency:<CODE>`.
     pub fn agency(&self) -> crate::drafts::agency::AgencyService {
         crate::drafts::agency::AgencyService { core: self.clone() }

@@ -64,6 +64,10 @@ pub enum Error {
     /// in Vietnamese and English.
     #[error("ticket: {problem}")]
     Ticket { problem: crate::tickets::TicketProblem },
+    /// A signature request that cannot be fetched or decided now, or a refused decision;
+    /// `problem.user_message()` says why in Vietnamese and English.
+    #[error("signing: {problem}")]
+    Signing { problem: crate::signing::SigningProblem },
     /// An answer to a case whose agency is not (or no longer) asking for information.
     #[error("the case is {status}: no information is asked for")]
     NoInformationRequested { status: String },
@@ -175,6 +179,7 @@ impl Error {
                 "This account is not allowed to do this.",
             ),
             Error::Ticket { problem } => problem.user_message(),
+            Error::Signing { problem } => problem.user_message(),
             Error::AttachmentRefused { .. } => (
                 "Tệp này không đính kèm được. Vui lòng chọn ảnh chụp (JPG, PNG, HEIC) hoặc tệp PDF nhỏ hơn.",
                 "This file cannot be attached. Please choose a smaller photo (JPG, PNG, HEIC) or PDF file.",

@@ -85,6 +85,10 @@ impl From<Error> for CongdanError {
                 CongdanError::InvalidInput { message_vi: text.vi, message_en: text.en, detail }
             }
             Error::Ticket { .. } => CongdanError::InvalidInput { message_vi, message_en, detail },
+            Error::Signing { problem: congdan_core::signing::SigningProblem::Refused(refusal) } => {
+                CongdanError::Rejected { code: refusal.code().into(), message_vi, message_en, detail }
+            }
+            Error::Signing { .. } => CongdanError::InvalidInput { message_vi, message_en, detail },
             Error::Platform { .. } => CongdanError::Platform { message_vi, message_en, detail },
             Error::NotFound { .. } | Error::ProcedureUnavailable { .. } => {
                 CongdanError::NotFound { message_vi, message_en, detail }

@@ -137,6 +137,9 @@ fn route(kind: &str) -> Option<Sender> {
     if let Some(route) = crate::tickets::commands::route(kind) {
         return Some(Sender::Json(route));
     }
+    if let Some(route) = crate::signing::commands::route(kind) {
+        return Some(Sender::Json(route));
+    }
     crate::drafts::commands::route(kind).map(Sender::Json)
 }
 

@@ -212,6 +212,35 @@ const MIGRATIONS: &[&str] = &[
         created_at  INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 11: signature requests for the resident (from the account feed), with what this phone did:
+    // the document fetched and checked (its file under signature-documents/), the decision queued
+    // in the outbox, the server's refusal of it.
+    r#"
+    CREATE TABLE signature_requests (
+        id              TEXT PRIMARY KEY NOT NULL,
+        account_id      TEXT,
+        agency_code     TEXT NOT NULL,
+        title           TEXT NOT NULL,
+        summary         TEXT NOT NULL,
+        purpose         TEXT NOT NULL,
+        document_sha256 TEXT NOT NULL,
+        document_size   INTEGER NOT NULL,
+        content_type    TEXT NOT NULL,
+        document_link   TEXT,
+        created_at      INTEGER NOT NULL,
+        expires_at      INTEGER NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('pending', 'signed', 'declined', 'expired', 'cancelled')),
+        state_reason    TEXT,
+        document_file   TEXT,
+        local_decision  TEXT CHECK (local_decision IN ('approve', 'decline')),
+        decline_reason  TEXT,
+        decided_at      INTEGER,
+        decision_key    TEXT,
+        refusal_code    TEXT,
+        feed_seq        INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE INDEX signature_requests_by_account ON signature_requests(account_id, state, created_at);
+    "#,
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

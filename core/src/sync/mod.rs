@@ -70,6 +70,7 @@ fn apply_change(tx: &Transaction<'_>, change: &Change) -> Result<()> {
         Some("case") => crate::drafts::changes::apply(tx, change),
         Some("draft") => crate::drafts::backup::apply(tx, change),
         Some("ticket") => crate::tickets::changes::apply(tx, change),
+        Some("signature") => crate::signing::changes::apply(tx, change),
         _ => {
             // A kind from a newer server: it cannot be applied by this version, and skipping it
             // silently would lose it, so the page is refused and the app asks for an update.
