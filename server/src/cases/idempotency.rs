@@ -41,22 +41,25 @@ pub async fn claim(db: &Db, account: &str, key: &str, fingerprint: Vec<u8>) -> D
             let (account, key) = (account.to_string(), key.to_string());
             pool.write(ctx, move |tx| {
                 let existing = tx
-                    .query_row(
+                    .prepare_cached(
                         "SELECT fingerprint, status, response, locked_until FROM idempotency_keys \
                          WHERE account_id = ?1 AND key = ?2",
-                        rusqlite::params![account, key],
-                        |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Option<i64>>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, i64>(3)?)),
                     )
+                    .and_then(|mut s| {
+                        s.query_row(rusqlite::params![account, key], |r| {
+                            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Option<i64>>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, i64>(3)?))
+                        })
+                    })
                     .map(Some)
                     .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })
                     .map_err(sqlite::q(ctx))?;
                 let claim = decide(existing, &fingerprint, now);
                 if claim == Claim::Fresh {
-                    tx.execute(
+                    tx.prepare_cached(
                         "INSERT INTO idempotency_keys(account_id, key, fingerprint, locked_until, created_at) \
                          VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(account_id, key) DO UPDATE SET locked_until = excluded.locked_until",
-                        rusqlite::params![account, key, fingerprint, now + LEASE_MS, now],
                     )
+                    .and_then(|mut s| s.execute(rusqlite::params![account, key, fingerprint, now + LEASE_MS, now]))
                     .map_err(sqlite::q(ctx))?;
                 }
                 Ok(claim)
@@ -116,11 +119,9 @@ fn decide(existing: Option<(Vec<u8>, Option<i64>, Option<String>, i64)>, fingerp
 
 /// Records the answer inside the work's own transaction (SQLite).
 pub fn finish_sqlite(tx: &rusqlite::Transaction<'_>, account: &str, key: &str, status: u16, body: &str) -> DbResult<()> {
-    tx.execute(
-        "UPDATE idempotency_keys SET status = ?3, response = ?4, locked_until = 0 WHERE account_id = ?1 AND key = ?2",
-        rusqlite::params![account, key, status as i64, body],
-    )
-    .map_err(sqlite::q("recording a command's answer"))?;
+    tx.prepare_cached("UPDATE idempotency_keys SET status = ?3, response = ?4, locked_until = 0 WHERE account_id = ?1 AND key = ?2")
+        .and_then(|mut s| s.execute(rusqlite::params![account, key, status as i64, body]))
+        .map_err(sqlite::q("recording a command's answer"))?;
     Ok(())
 }
 

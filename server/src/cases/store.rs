@@ -54,30 +54,31 @@ pub async fn create(db: &Db, case: NewCase, year: i32) -> DbResult<CaseReceipt> 
     match db {
         Db::Sqlite(pool) => {
             pool.write(ctx, move |tx| {
+                // Statements cached on the connection: parsed once, not per submission.
                 let counter = format!("case:{year}");
-                tx.execute("INSERT INTO counters(name, value) VALUES (?1, 0) ON CONFLICT(name) DO NOTHING", [&counter])
-                    .map_err(sqlite::q(ctx))?;
                 let seq: i64 = tx
-                    .query_row("UPDATE counters SET value = value + 1 WHERE name = ?1 RETURNING value", [&counter], |r| {
-                        r.get(0)
-                    })
+                    .prepare_cached(
+                        "INSERT INTO counters(name, value) VALUES (?1, 1) \
+                         ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
+                    )
+                    .and_then(|mut s| s.query_row([&counter], |r| r.get(0)))
                     .map_err(sqlite::q(ctx))?;
                 let receipt = receipt(&case, case_number(year, seq));
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO cases(id, number, account_id, procedure_code, agency_code, draft_id, field_values, status, \
                          received_at, due_date, updated_at, anonymous) \
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'received', ?8, ?9, ?8, ?10)",
-                    rusqlite::params![
+                )
+                .and_then(|mut s| {
+                    s.execute(rusqlite::params![
                         case.id, receipt.case_number, case.account_id, case.procedure_code, case.agency_code,
                         case.draft_id, case.values_json, case.received_at_ms, case.due_date, case.anonymous
-                    ],
-                )
+                    ])
+                })
                 .map_err(sqlite::q(ctx))?;
-                tx.execute(
-                    "INSERT INTO case_events(case_id, at, status, message) VALUES (?1, ?2, 'received', NULL)",
-                    rusqlite::params![case.id, case.received_at_ms],
-                )
-                .map_err(sqlite::q(ctx))?;
+                tx.prepare_cached("INSERT INTO case_events(case_id, at, status, message) VALUES (?1, ?2, 'received', NULL)")
+                    .and_then(|mut s| s.execute(rusqlite::params![case.id, case.received_at_ms]))
+                    .map_err(sqlite::q(ctx))?;
                 crate::blobs::store::attach_to_case_sqlite(tx, &case.id, &case.attachments)?;
                 let view = status_view(&receipt, &case.procedure_code, &case.draft_id).to_string();
                 feed::append_sqlite(tx, &account_feed(&case.account_id), STATUS_CHANGE, &case.id, &view)?;
@@ -89,49 +90,59 @@ pub async fn create(db: &Db, case: NewCase, year: i32) -> DbResult<CaseReceipt> 
         }
         Db::Postgres(pool) => {
             let client = pool.client().await?;
-            // A database sequence: unique across instances without serialising them (a number
-            // taken by a statement that then fails is skipped, as any sequence allows).
-            let next = client.prepare_cached("SELECT nextval('case_number_seq')").await.map_err(postgres::q(ctx))?;
-            let seq: i64 = client.query_one(&next, &[]).await.map_err(postgres::q(ctx))?.get(0);
-            let receipt = receipt(&case, case_number(year, seq));
-            let view = status_view(&receipt, &case.procedure_code, &case.draft_id).to_string();
-            let body = serde_json::to_string(&receipt).map_err(|e| crate::db::DbError::Corrupt(e.to_string()))?;
+            // The number comes from the statement (a database sequence: unique across instances
+            // without serialising them), so the change's data and the recorded answer are
+            // written with a slot where it goes, filled in by the statement (see NUMBER_SLOT).
+            let slotted = receipt(&case, NUMBER_SLOT.to_string());
+            let view = status_view(&slotted, &case.procedure_code, &case.draft_id).to_string();
+            let body = serde_json::to_string(&slotted).map_err(|e| crate::db::DbError::Corrupt(e.to_string()))?;
+            let slot = format!("\"case_number\":\"{NUMBER_SLOT}\"");
             let (rules, hashes): (Vec<&String>, Vec<&String>) =
                 case.attachments.iter().flat_map(|(rule, shas)| shas.iter().map(move |sha| (rule, sha))).unzip();
-            // Everything else in one statement, so one round trip and one implicit transaction:
-            // the feed head (bumped, which takes its lock as every feed writer does first: see
-            // feed.rs), the case, its first event, its files, the `case.status` change at the
-            // new head, and the key's recorded answer. All or nothing.
+            // One statement: one round trip and one implicit transaction, all or nothing.
             let create = client.prepare_cached(CREATE_CASE_PG).await.map_err(postgres::q(ctx))?;
-            client
-                .execute(
+            let row = client
+                .query_one(
                     &create,
                     &[
-                        &account_feed(&case.account_id), &case.id, &receipt.case_number, &case.account_id,
+                        &account_feed(&case.account_id), &case.id, &year.to_string(), &case.account_id,
                         &case.procedure_code, &case.agency_code, &case.draft_id, &case.values_json,
                         &case.received_at_ms, &case.due_date, &case.anonymous, &rules, &hashes, &STATUS_CHANGE,
-                        &view, &now_millis(), &case.key, &body,
+                        &view, &now_millis(), &case.key, &body, &slot,
                     ],
                 )
                 .await
                 .map_err(postgres::q(ctx))?;
-            Ok(receipt)
+            Ok(receipt(&case, row.get(0)))
         }
     }
 }
 
-/// The whole of [`create`] after the case number, for PostgreSQL (see there). Parameters: $1
-/// feed, $2 case id, $3 number, $4 account, $5 procedure, $6 agency, $7 draft, $8 values, $9
-/// received at, $10 due date, $11 anonymous, $12/$13 the files' rule ids and hashes, $14 change
-/// kind, $15 change data, $16 now, $17 idempotency key, $18 the recorded answer.
+/// Stands for the case number in the JSON written before the number exists. Only the exact
+/// bytes `"case_number":"#"` are replaced: a `"` inside any value is escaped (`\"`), so no
+/// value can contain them; the result is byte for byte what serde writes with the number.
+const NUMBER_SLOT: &str = "#";
+
+/// The whole of [`create`] for PostgreSQL. Besides the feed head (bumped, its row lock held to
+/// the end, as feed.rs wants of every feed writer) the only existing row it locks is its own
+/// key's, which no other feed writer takes, so it cannot deadlock with them. In it: the
+/// case number from the sequence, the feed head, the case,
+/// its first event, its files, the `case.status` change at the new head, and the key's recorded
+/// answer. Parameters: $1 feed, $2 case id, $3 year, $4 account, $5 procedure, $6 agency, $7
+/// draft, $8 values, $9 received at, $10 due date, $11 anonymous, $12/$13 the files' rule ids
+/// and hashes, $14 change kind, $15 change data and $18 the answer (both with the slot $19),
+/// $16 now, $17 idempotency key. Answers the case number.
 const CREATE_CASE_PG: &str = "\
-    WITH head AS ( \
+    WITH num AS ( \
+        SELECT 'HCM-' || $3::text || '-' || lpad(n::text, greatest(6, length(n::text)), '0') AS number \
+        FROM nextval('case_number_seq') AS n), \
+    head AS ( \
         INSERT INTO feed_heads(feed, head) VALUES ($1, 1) \
         ON CONFLICT (feed) DO UPDATE SET head = feed_heads.head + 1 RETURNING head), \
     new_case AS ( \
         INSERT INTO cases(id, number, account_id, procedure_code, agency_code, draft_id, field_values, status, \
             received_at, due_date, updated_at, anonymous) \
-        VALUES ($2, $3, $4, $5, $6, $7, $8, 'received', $9, $10, $9, $11) RETURNING id), \
+        SELECT $2, num.number, $4, $5, $6, $7, $8, 'received', $9, $10, $9, $11 FROM num RETURNING id, number), \
     first_event AS ( \
         INSERT INTO case_events(case_id, at, status, message) SELECT id, $9, 'received', NULL FROM new_case), \
     files AS ( \
@@ -139,8 +150,14 @@ const CREATE_CASE_PG: &str = "\
         SELECT new_case.id, f.rule_id, f.sha256 FROM new_case, unnest($12::text[], $13::text[]) AS f(rule_id, sha256) \
         ON CONFLICT DO NOTHING), \
     change AS ( \
-        INSERT INTO changes(feed, seq, kind, key, data, created_at) SELECT $1, head, $14, $2, $15, $16 FROM head) \
-    UPDATE idempotency_keys SET status = 201, response = $18, locked_until = 0 WHERE account_id = $4 AND key = $17";
+        INSERT INTO changes(feed, seq, kind, key, data, created_at) \
+        SELECT $1, head.head, $14, $2, replace($15, $19::text, '\"case_number\":\"' || num.number || '\"'), $16 FROM head, num), \
+    answer AS ( \
+        UPDATE idempotency_keys SET status = 201, locked_until = 0, \
+            response = (SELECT replace($18, $19::text, '\"case_number\":\"' || num.number || '\"') FROM num) \
+        WHERE account_id = $4 AND key = $17) \
+    SELECT number FROM new_case";
+
 
 fn receipt(case: &NewCase, case_number: String) -> CaseReceipt {
     CaseReceipt {
