@@ -265,8 +265,12 @@ fn openssl(dir: &std::path::Path, args: &[&str]) -> bool {
 /// The bundle's two checks, with OpenSSL alone: the device's ECDSA signature over the signed
 /// bytes, and the server's Ed25519 attestation of the key.
 fn openssl_verifies(bundle: &Value, dir: &std::path::Path) -> bool {
+    openssl_verifies_part(bundle, "decision", dir)
+}
+
+fn openssl_verifies_part(bundle: &Value, part: &str, dir: &std::path::Path) -> bool {
     let b64 = |v: &Value| STANDARD.decode(v.as_str().unwrap()).unwrap();
-    let d = &bundle["decision"];
+    let d = &bundle[part];
     std::fs::write(dir.join("msg.bin"), b64(&d["signed_bytes"])).unwrap();
     std::fs::write(dir.join("sig.der"), der_of(&b64(&d["signature"]))).unwrap();
     std::fs::write(dir.join("pub.pem"), d["public_key_pem"].as_str().unwrap()).unwrap();
@@ -478,5 +482,83 @@ on_both_backends!(the_audit_trail_shows_any_change_to_a_stored_entry, |b: Backen
     exec(&db, format!("DELETE FROM signature_audit WHERE request_id = '{id}' AND seq = 4")).await;
     let (_, v) = congdan_server::signing::audit::check(&db, &id).await.unwrap().unwrap();
     assert!(!v.valid);
+    server.shutdown().await;
+});
+
+/// A hotline report (PA-1022: no attachments needed) as the phone submits it.
+fn report(draft: &str) -> Value {
+    json!({
+        "draft_id": draft,
+        "procedure_code": "PA-1022",
+        "values": {
+            "category": {"type": "choice", "value": ["flooding"]},
+            "location": {"type": "location", "value": {"lat": 10.7769, "lon": 106.7009}},
+            "description": {"type": "text", "value": "Nước ngập tới đầu gối trên đường Nguyễn Hữu Cảnh."},
+            "reporter_name": {"type": "text", "value": "Nguyễn Thị Lan"},
+            "reporter_phone": {"type": "text", "value": "0903123456"}
+        }
+    })
+}
+
+/// The phone's dossier signature over `body`'s values and attachments.
+fn dossier_signature(body: &Value, account: &str, signer: &dyn Signer) -> String {
+    use congdan_core::signing::wire::DossierSignature;
+    let values = serde_json::from_value(body["values"].clone()).unwrap();
+    let attachments = serde_json::from_value(body.get("attachments").cloned().unwrap_or(json!({}))).unwrap();
+    let d = DossierSignature {
+        account_id: account.into(),
+        procedure_code: body["procedure_code"].as_str().unwrap().into(),
+        draft_id: body["draft_id"].as_str().unwrap().into(),
+        content_sha256: congdan_core::signing::dossier_content_hash(&values, &attachments),
+        signed_at: now_secs() as u64,
+    };
+    encode_statement(&d.sign(signer).unwrap())
+}
+
+on_both_backends!(a_signed_case_gets_a_bundle_and_an_unsigned_one_is_marked, |b: Backend| async move {
+    let server = common::start(&b.url).await;
+    let mut lan = login(&server.url(), "lan").await;
+    let mut hotline = login(&server.url(), "hotline").await;
+    let lan_id = account_id(&mut lan).await;
+    let mut body = report(&uuid::Uuid::new_v4().to_string());
+    body["dossier_signature"] = json!(dossier_signature(&body, &lan_id, &lan.device.signer));
+    let r = lan.command("/v1/cases", &body, &key()).await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let signed_case: Value = r.json().await.unwrap();
+    let case_id = signed_case["case_id"].as_str().unwrap().to_string();
+    let view: Value = hotline.request("GET", &format!("/v1/agency/cases/{case_id}"), None).await.json().await.unwrap();
+    assert_eq!(view["signed"], true);
+    let r = hotline.request("GET", &format!("/v1/agency/cases/{case_id}/signature-bundle"), None).await;
+    assert_eq!(r.status(), 200);
+    let bundle: Value = r.json().await.unwrap();
+    assert_eq!(bundle["decoded"]["account_id"], lan_id);
+    let dir = tempfile::tempdir().unwrap();
+    assert!(openssl_verifies_part(&bundle, "dossier", dir.path()), "the case bundle verifies with openssl");
+    let mut tampered = bundle.clone();
+    let mut msg = STANDARD.decode(bundle["dossier"]["signed_bytes"].as_str().unwrap()).unwrap();
+    msg[20] ^= 1;
+    tampered["dossier"]["signed_bytes"] = json!(STANDARD.encode(&msg));
+    assert!(!openssl_verifies_part(&tampered, "dossier", dir.path()));
+
+    // A signature over other content, or by another resident's key: refused.
+    let mut changed = report(&uuid::Uuid::new_v4().to_string());
+    changed["dossier_signature"] = json!(dossier_signature(&changed, &lan_id, &lan.device.signer));
+    changed["values"]["description"] = json!({"type": "text", "value": "Đã sửa sau khi ký."});
+    assert_eq!(refused_with(lan.command("/v1/cases", &changed, &key()).await).await, "dossier_content_mismatch");
+    let mut staff = login(&server.url(), "staff").await;
+    let mut foreign = report(&uuid::Uuid::new_v4().to_string());
+    foreign["dossier_signature"] = json!(dossier_signature(&foreign, &lan_id, &staff.device.signer));
+    assert_eq!(refused_with(lan.command("/v1/cases", &foreign, &key()).await).await, "device_key_unknown");
+    assert_eq!(staff.request("GET", &format!("/v1/agency/cases/{case_id}/signature-bundle"), None).await.status(), 404, "another agency");
+
+    // No signature (an older app): accepted, marked unsigned.
+    let r = lan.command("/v1/cases", &report(&uuid::Uuid::new_v4().to_string()), &key()).await;
+    assert_eq!(r.status(), 201);
+    let unsigned_id = r.json::<Value>().await.unwrap()["case_id"].as_str().unwrap().to_string();
+    let view: Value = hotline.request("GET", &format!("/v1/agency/cases/{unsigned_id}"), None).await.json().await.unwrap();
+    assert_eq!(view["signed"], false);
+    let r = hotline.request("GET", &format!("/v1/agency/cases/{unsigned_id}/signature-bundle"), None).await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(error_code(r).await, "case_unsigned");
     server.shutdown().await;
 });

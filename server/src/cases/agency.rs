@@ -166,6 +166,8 @@ pub async fn get(State(state): State<AppState>, caller: Authenticated, Path(id):
     let files = blob_store::case_files(&state.db, &case.id, &case.account_id).await?;
     let mut view = agency_view(&case, &events, resident);
     view["attachments"] = serde_json::to_value(files).unwrap_or_default();
+    // Whether the resident signed the submission (issue 6); older app versions did not.
+    view["signed"] = serde_json::json!(crate::signing::dossier::load(&state.db, &case.id).await?.is_some());
     Ok(json_response(StatusCode::OK, view.to_string()))
 }
 

@@ -91,8 +91,9 @@ pub async fn submit(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (state, caller) = (&state, &caller);
+    let dossier_signature = crate::signing::dossier::statement_of(&body);
     run_command(state, caller, &headers, &body, |_: &SubmitCase| Ok(()), |submission, key| async move {
-        create_case(state, caller, &key, submission).await
+        create_case(state, caller, &key, submission, dossier_signature).await
     })
     .await
 }
@@ -125,7 +126,13 @@ pub(crate) async fn claim_command(
     }
 }
 
-async fn create_case(state: &AppState, caller: &Authenticated, key: &str, submission: SubmitCase) -> Result<Response, ApiError> {
+async fn create_case(
+    state: &AppState,
+    caller: &Authenticated,
+    key: &str,
+    submission: SubmitCase,
+    dossier_signature: Option<String>,
+) -> Result<Response, ApiError> {
     let refuse = |status: StatusCode, body: String| async move {
         store::record_refusal(&state.db, &caller.account_id, key, status.as_u16(), &body).await?;
         Ok::<Response, ApiError>(json_response(status, body))
@@ -168,6 +175,17 @@ async fn create_case(state: &AppState, caller: &Authenticated, key: &str, submis
     if let Some(body) = crate::blobs::refusal_for_missing(state, &caller.account_id, &submission.attachments).await? {
         return refuse(StatusCode::UNPROCESSABLE_ENTITY, body).await;
     }
+    // The resident's signature over exactly this content (issue 6). None from older app versions:
+    // accepted for now, and the case stays unsigned; one that does not verify is refused.
+    let (procedure_code, draft_id) = (&submission.procedure_code, &submission.draft_id);
+    let signature = match crate::signing::dossier::verify_submission(
+        state, caller, dossier_signature.as_deref(), procedure_code, draft_id, &submission.values, &submission.attachments,
+    )
+    .await?
+    {
+        Ok(signature) => signature,
+        Err((status, body)) => return refuse(status, body).await,
+    };
     let values_json = serde_json::to_string(&submission.values).map_err(ApiError::internal)?;
     let case = store::NewCase {
         id: uuid::Uuid::new_v4().to_string(),
@@ -182,6 +200,10 @@ async fn create_case(state: &AppState, caller: &Authenticated, key: &str, submis
         attachments: submission.attachments.clone(),
         key: key.to_string(),
     };
+    // Kept before the case, so a signed case never exists without its signature.
+    if let Some(signature) = &signature {
+        crate::signing::dossier::store(&state.db, &case.id, &caller.account_id, signature).await?;
+    }
     let receipt = store::create(&state.db, case, today.year).await?;
     tracing::info!(procedure = %procedure.code, "case received");
     Ok(json_response(StatusCode::CREATED, serde_json::to_string(&receipt).map_err(ApiError::internal)?))
