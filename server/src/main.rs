@@ -94,6 +94,17 @@ enum Command {
         #[command(subcommand)]
         action: CatalogAction,
     },
+    /// Check the audit trails of signature requests.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Recompute a request's hash chain; exits non-zero if any stored entry was changed.
+    Verify { request_id: String },
 }
 
 #[derive(Subcommand)]
@@ -133,6 +144,7 @@ async fn main() -> std::process::ExitCode {
         None => run_serve(cli.serve, database_url, embedded).await,
         Some(Command::Serve(args)) => run_serve(args, database_url, embedded).await,
         Some(Command::Catalog { action }) => run_catalog(action, &database_url).await,
+        Some(Command::Audit { action: AuditAction::Verify { request_id } }) => run_audit_verify(&request_id, &database_url).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -189,6 +201,27 @@ fn identity_config(args: &ServeArgs, embedded: bool) -> Result<IdentityConfig, S
     identity.auth_rate_limit = RateLimit { burst: args.auth_rate_burst, refill_secs: args.auth_rate_refill_secs };
     identity.check()?;
     Ok(identity)
+}
+
+async fn run_audit_verify(request_id: &str, database_url: &str) -> Result<(), String> {
+    let db = Db::connect(database_url).await.map_err(|e| e.to_string())?;
+    let (entries, v) = congdan_server::signing::audit::check(&db, request_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no signature request {request_id}"))?;
+    for e in &entries {
+        println!("{:>3}  {}  {:<14} {}", e.seq, e.at, e.kind, congdan_core::crypto::hex(&e.hash));
+    }
+    if v.valid {
+        println!("audit trail intact: {} entries", v.entries);
+        Ok(())
+    } else {
+        Err(format!(
+            "audit trail BROKEN at entry {}: {}",
+            v.broken_at.unwrap_or_default(),
+            v.problem.unwrap_or_default()
+        ))
+    }
 }
 
 async fn run_catalog(action: CatalogAction, database_url: &str) -> Result<(), String> {

@@ -438,6 +438,14 @@ on_both_backends!(every_bad_decision_is_refused_with_its_own_code, |b: Backend| 
     server.shutdown().await;
 });
 
+/// `congdan-server audit verify <id>` on the test database.
+fn audit_cli(database_url: &str, id: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_congdan-server"))
+        .args(["--database-url", database_url, "audit", "verify", id])
+        .output()
+        .unwrap()
+}
+
 async fn trail(s: &mut Session, id: &str) -> Value {
     s.request("GET", &format!("/v1/agency/signature-requests/{id}/audit"), None).await.json().await.unwrap()
 }
@@ -459,6 +467,9 @@ on_both_backends!(the_audit_trail_shows_any_change_to_a_stored_entry, |b: Backen
     let (entries, verification) = congdan_server::signing::audit::check(&db, &id).await.unwrap().unwrap();
     assert!(verification.valid);
     assert_eq!(entries.len(), 4, "delivered once, however often fetched");
+    let cli = audit_cli(&b.url, &id);
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    assert!(String::from_utf8_lossy(&cli.stdout).contains("audit trail intact: 4 entries"));
 
     // Each entry changed in each column, one at a time, is caught; then put back.
     for e in &entries {
@@ -482,6 +493,9 @@ on_both_backends!(the_audit_trail_shows_any_change_to_a_stored_entry, |b: Backen
     exec(&db, format!("DELETE FROM signature_audit WHERE request_id = '{id}' AND seq = 4")).await;
     let (_, v) = congdan_server::signing::audit::check(&db, &id).await.unwrap().unwrap();
     assert!(!v.valid);
+    let cli = audit_cli(&b.url, &id);
+    assert!(!cli.status.success());
+    assert!(String::from_utf8_lossy(&cli.stderr).contains("audit trail BROKEN"));
     server.shutdown().await;
 });
 
