@@ -379,7 +379,24 @@ impl DraftsService {
         if !issues.is_empty() {
             return Err(Error::DraftInvalid { count: issues.len(), issues });
         }
-        let key = self.store().write("submitting a draft", |tx| crate::drafts::commands::submit(tx, id))?;
+        // The resident signs what is submitted (device key, with presence) before the submission's
+        // transaction, which then checks the content is still the same. Anonymous reports and
+        // a phone without a logged-in resident send no signature.
+        let (procedure_code, anonymous, values, attachments) =
+            self.store().write("reading a draft to sign", |tx| crate::drafts::commands::content(tx, id))?;
+        let session = self.core.session();
+        let signed = match (anonymous, session.active_account()?) {
+            (false, Some(account)) => {
+                let procedure = self.procedure(&procedure_code)?;
+                let prompt = crate::signing::dossier::prompt(&procedure.name.vi, &procedure.name.en);
+                let keystore = session.keystore.as_ref();
+                Some(crate::signing::dossier::sign(keystore, &account, &procedure_code, id, &values, &attachments, &prompt)?)
+            }
+            _ => None,
+        };
+        let key = self
+            .store()
+            .write("submitting a draft", |tx| crate::drafts::commands::submit_signed(tx, id, signed.as_ref()))?;
         self.core.outbox_wakeup();
         Ok(key)
     }

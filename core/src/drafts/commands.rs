@@ -19,9 +19,43 @@ pub(crate) fn route(kind: &str) -> Option<Route> {
     }
 }
 
+/// What a submission is signed over, read before the resident is asked to sign (outside the
+/// submission's transaction: the presence prompt must not hold the database).
+pub(crate) fn content(
+    tx: &Transaction<'_>,
+    draft_id: &str,
+) -> Result<(String, bool, std::collections::BTreeMap<String, FieldValue>, std::collections::BTreeMap<String, Vec<String>>)> {
+    let (procedure_code, anonymous, state): (String, bool, String) = tx
+        .query_row(
+            "SELECT procedure_code, anonymous, state FROM drafts WHERE id = ?1 AND deleted_at IS NULL",
+            [draft_id],
+            |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0, r.get(2)?)),
+        )
+        .map_err(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Error::NotFound { what: "draft" },
+            e => Error::db("reading a draft to sign")(e),
+        })?;
+    // Never ask the resident to sign what cannot be submitted.
+    if !matches!(state.as_str(), "editing" | "rejected") {
+        return Err(store::locked(if state == "submitting" { DraftState::Submitting } else { DraftState::Submitted }));
+    }
+    Ok((procedure_code, anonymous, store::values_in(tx, draft_id)?, super::attachments::for_submission(tx, draft_id)?))
+}
+
 /// Freezes the draft and queues its submission, in one transaction: either both happen or
 /// neither. Returns the command's idempotency key.
+#[cfg(test)]
 pub(crate) fn submit(tx: &Transaction<'_>, draft_id: &str) -> Result<String> {
+    submit_signed(tx, draft_id, None)
+}
+
+/// [`submit`] with the resident's signature over the content, made just before; if the draft
+/// changed since (another device's edit merged), nothing is queued and the caller signs again.
+pub(crate) fn submit_signed(
+    tx: &Transaction<'_>,
+    draft_id: &str,
+    signed: Option<&crate::signing::dossier::SignedDossier>,
+) -> Result<String> {
     let (procedure_code, state, anonymous): (String, String, bool) = tx
         .query_row(
             "SELECT procedure_code, state, anonymous FROM drafts WHERE id = ?1 AND deleted_at IS NULL",
@@ -42,12 +76,17 @@ pub(crate) fn submit(tx: &Transaction<'_>, draft_id: &str) -> Result<String> {
         return Err(store::locked(state));
     }
     let values = store::values_in(tx, draft_id)?;
+    let attachments = super::attachments::for_submission(tx, draft_id)?;
+    if signed.is_some_and(|s| !s.covers(&values, &attachments)) {
+        return Err(Error::Signing { problem: crate::signing::SigningProblem::ContentChanged });
+    }
     let payload = serde_json::to_value(SubmitCase {
         draft_id: draft_id.to_string(),
         procedure_code,
         values,
-        attachments: super::attachments::for_submission(tx, draft_id)?,
+        attachments,
         anonymous,
+        dossier_signature: signed.filter(|_| !anonymous).map(|s| s.statement.clone()),
     })
         .map_err(|e| Error::BadData(e.to_string()))?;
     // The files first: the outbox sends in order, and the case waits for its uploads.

@@ -24,6 +24,10 @@ pub struct SubmitCase {
     /// A hotline report sent anonymously: the agency never sees who sent it (reports only).
     #[serde(default, skip_serializing_if = "is_false")]
     pub anonymous: bool,
+    /// The resident's signature over this content (statement 0x32, base64url), made by the core
+    /// at submit time; absent for anonymous reports (docs/signatures.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dossier_signature: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -10,6 +10,7 @@
 pub mod api;
 pub(crate) mod changes;
 pub(crate) mod commands;
+pub(crate) mod dossier;
 mod phone;
 pub mod store;
 pub mod wire;

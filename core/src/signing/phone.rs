@@ -39,6 +39,8 @@ pub enum SigningProblem {
     ReasonTooLong,
     #[error("the resident did not confirm, or the device key could not sign")]
     NotSigned,
+    #[error("the dossier changed while it was being signed")]
+    ContentChanged,
     #[error("the server refused the decision: {}", .0.code())]
     Refused(Refusal),
 }
@@ -69,6 +71,10 @@ impl SigningProblem {
             SigningProblem::NotSigned => (
                 "Chưa ký: bạn chưa xác nhận hoặc khóa của máy không ký được.",
                 "Not signed: you did not confirm, or the phone's key could not sign.",
+            ),
+            SigningProblem::ContentChanged => (
+                "Hồ sơ vừa thay đổi trong lúc ký. Vui lòng kiểm tra và gửi lại.",
+                "The dossier changed while it was being signed. Please check it and send it again.",
             ),
             SigningProblem::Refused(refusal) => refusal_message(*refusal),
         }

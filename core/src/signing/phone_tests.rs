@@ -265,3 +265,50 @@ fn the_state_change_from_the_feed_settles_the_request() {
     };
     assert!(matches!(apply_page(phone.core.store(), &page, "account:test", false), Err(Error::BadData(_))));
 }
+
+/// Caches a procedure `CT-TAM-TRU` with one required field, as a catalog sync would.
+fn catalog(phone: &Phone) {
+    let data = json!({
+        "code": "CT-TAM-TRU", "kind": "procedure",
+        "name": {"vi": "Đăng ký tạm trú", "en": "Temporary residence"}, "description": {"vi": "Mô tả", "en": "About"},
+        "agency": {"code": "CONG-AN-PHUONG-XA", "name": {"vi": "Công an", "en": "Police"}},
+        "fee_vnd": 0, "processing_days": 3,
+        "fields": [{"id": "full_name", "label": {"vi": "Họ tên", "en": "Name"}, "type": "text", "required": true}]
+    });
+    let change = Change { seq: 1, kind: "procedure.upsert".into(), key: "CT-TAM-TRU".into(), data };
+    let page = FeedPage { feed: "public".into(), changes: vec![change], cursor: encode_cursor(1), has_more: false };
+    apply_page(phone.core.store(), &page, "public", false).unwrap();
+}
+
+fn queued_submission(phone: &Phone, key: &str) -> crate::drafts::wire::SubmitCase {
+    let payload: String = phone
+        .core
+        .store()
+        .read("payload", |c| c.query_row("SELECT payload FROM outbox WHERE idempotency_key = ?1", [key], |r| r.get(0)))
+        .unwrap();
+    serde_json::from_str(&payload).unwrap()
+}
+
+#[test]
+fn a_submitted_draft_carries_the_residents_dossier_signature() {
+    use crate::drafts::validation::FieldValue;
+    let phone = phone();
+    catalog(&phone);
+    let drafts = phone.core.drafts();
+    let draft = drafts.create("CT-TAM-TRU", None).unwrap();
+    drafts.set_field(&draft.id, "full_name", FieldValue::Text("Nguyễn Thị Lan".into())).unwrap();
+    let key = drafts.submit(&draft.id).unwrap();
+    assert_eq!(phone.keystore.presence_reasons(), vec!["Ký hồ sơ: Đăng ký tạm trú / Sign the dossier: Temporary residence"]);
+
+    let submission = queued_submission(&phone, &key);
+    let statement = decode_statement(submission.dossier_signature.as_deref().unwrap()).unwrap();
+    let device = phone.device_key();
+    let verified = wire::verify_dossier_signature(&statement, &vec![(device.default_key_id(), device)]).unwrap();
+    let d = verified.dossier;
+    assert_eq!((d.account_id.as_str(), d.procedure_code.as_str(), d.draft_id.as_str()), ("acc-lan", "CT-TAM-TRU", draft.id.as_str()));
+    // Over exactly what the body carries: the server recomputes the same hash from it.
+    assert_eq!(d.content_sha256, wire::dossier_content_hash(&submission.values, &submission.attachments));
+    // A locked draft asks for no second signature.
+    assert!(drafts.submit(&draft.id).is_err());
+    assert_eq!(phone.keystore.presence_reasons().len(), 1);
+}
