@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use congdan_core::crypto::{Ed25519Signer, P256Signer};
 use congdan_core::platform::Platform;
 use congdan_core::tickets::gate::peers::StationKey;
+use congdan_core::tickets::gate::taplog;
 use congdan_core::tickets::gate::{Decision, Direction, Gate, GateConfig, OperatorKey, OperatorKeys, RefusalReason, RevocationList};
 use congdan_core::tickets::{compress_device_key, make_code, Product, Ticket};
 use congdan_core::{Core, CoreConfig};
@@ -78,11 +79,10 @@ fn a_code_accepted_at_gate_a_is_refused_at_gate_b_of_the_same_station() {
     let a = open_gate(dir_a.path(), "S6-A", Direction::Entry);
     let b = open_gate(dir_b.path(), "S6-B", Direction::Entry);
     let key = StationKey::new(&[3; 32]);
-    let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    // Bind both, then point each at the other.
-    let addr_b = b.join_station(loopback, vec![], key.clone()).unwrap();
-    let addr_a = a.join_station(loopback, vec![addr_b], key.clone()).unwrap();
-    b.join_station(loopback, vec![addr_a], key.clone()).unwrap();
+    // Two free loopback ports, each gate listening on one and telling the other.
+    let (addr_a, addr_b) = (free_udp_port(), free_udp_port());
+    assert_eq!(a.join_station(addr_a, vec![addr_b], key.clone()).unwrap(), addr_a);
+    assert_eq!(b.join_station(addr_b, vec![addr_a], key.clone()).unwrap(), addr_b);
 
     let rider = rider();
     let code = rider.code(now());
@@ -93,6 +93,10 @@ fn a_code_accepted_at_gate_a_is_refused_at_gate_b_of_the_same_station() {
     // Another rider still gets through gate B.
     assert!(b.tap(&rider_code(), now()).unwrap().is_accept());
     assert_eq!(a.peer_counters().1, 0);
+}
+
+fn free_udp_port() -> SocketAddr {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
 fn rider_code() -> Vec<u8> {
@@ -149,6 +153,10 @@ fn the_tap_log_survives_a_restart_and_restores_pass_back() {
     assert!(!gate.validator().keys().is_empty(), "the keys were kept");
     let again = rider.code(now());
     assert_eq!(gate.tap(&again, now()).unwrap().reason(), Some(RefusalReason::PassBack));
+    // Thirty-one days on, what never goes to the server is pruned; taps waiting for it are kept.
+    let later = now() + 31 * 86_400;
+    assert_eq!(taplog::prune(gate.core().store(), later).unwrap(), 1, "the garbage code's row");
+    assert_eq!(gate.tap_log_status().unwrap().not_uploaded, 2);
 }
 
 #[test]

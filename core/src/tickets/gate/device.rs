@@ -175,6 +175,9 @@ impl Gate {
             Ok(drain) => report.upload = Some(drain),
             Err(e) => report.upload_error = Some(e.to_string()),
         }
+        if let Err(e) = taplog::prune(self.core.store(), now) {
+            tracing::warn!("gate: cannot prune the tap log: {e}");
+        }
         report
     }
 

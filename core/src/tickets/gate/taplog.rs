@@ -218,6 +218,24 @@ fn upload_refused(_tx: &Transaction<'_>, batch: &str, rejection: &Rejection) -> 
     Ok(())
 }
 
+/// How long the log keeps taps the server has (or that are never sent): 30 days, for the
+/// operator's questions about a recent tap; the server keeps them for good.
+pub const KEEP_S: u64 = 30 * 86_400;
+
+/// Forgets taps older than [`KEEP_S`] that the server acknowledged, or that are never uploaded
+/// (peers' taps, codes without a ticket id). Taps still waiting for the server are kept however
+/// old. Returns the number of rows removed.
+pub fn prune(store: &Store, now: u64) -> Result<usize> {
+    let ctx = "pruning the gate tap log";
+    store.write(ctx, |tx| {
+        tx.execute(
+            "DELETE FROM gate_taps WHERE tapped_at < ?1 AND (uploaded = 1 OR upload_batch IN ('peer', 'local-only'))",
+            [now.saturating_sub(KEEP_S) as i64],
+        )
+        .map_err(Error::db(ctx))
+    })
+}
+
 /// Counts for the gate's status screen.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TapLogStatus {
