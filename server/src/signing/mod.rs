@@ -37,3 +37,12 @@ pub(crate) fn request_not_found() -> ApiError {
 pub(crate) fn invalid_body(e: serde_json::Error) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", e.to_string(), "Dữ liệu gửi lên không đúng mẫu.")
 }
+
+/// The "delivered" audit entry of each signature request in a page the resident's phone pulled
+/// (the first time only; fetching the document counts too).
+pub async fn record_delivery(db: &crate::db::Db, account_id: &str, changes: &[congdan_core::sync::wire::Change]) -> crate::db::DbResult<()> {
+    for change in changes.iter().filter(|c| c.kind == congdan_core::signing::api::REQUEST_CHANGE) {
+        audit::append(db, &change.key, audit::DELIVERED, account_id, r#"{"via":"feed"}"#, true).await?;
+    }
+    Ok(())
+}

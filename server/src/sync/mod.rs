@@ -62,6 +62,9 @@ pub async fn pull(
         }
         let has_more = changes.len() > limit as usize;
         changes.truncate(limit as usize);
+        if let (ACCOUNT, Some(caller)) = (wanted.feed.as_str(), &caller) {
+            crate::signing::record_delivery(&state.db, &caller.account_id, &changes).await?;
+        }
         let cursor = encode_cursor(changes.last().map(|c| c.seq).unwrap_or(after));
         pages.push(FeedPage { feed: wanted.feed.clone(), changes, cursor, has_more });
     }
