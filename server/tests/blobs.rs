@@ -343,6 +343,9 @@ on_both_backends!(an_agency_sees_and_downloads_the_files_of_its_own_cases_only, 
     // Another agency: 404 for the case, whatever the file.
     let r = download(&mut staff, &path, None).await;
     assert_eq!((r.status().as_u16(), error_code(r).await.as_str()), (404, "case_not_found"));
+    // The resident's own download route does not serve the agency: 404, it is not theirs.
+    let r = download(&mut hotline, &format!("/v1/blobs/{sha}"), None).await;
+    assert_eq!((r.status().as_u16(), error_code(r).await.as_str()), (404, "blob_not_found"));
     // A resident, even the one who sent it, is no agency (they use GET /v1/blobs/{sha}).
     let r = download(&mut lan, &path, None).await;
     assert_eq!((r.status().as_u16(), error_code(r).await.as_str()), (403, "forbidden"));
