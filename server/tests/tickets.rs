@@ -483,3 +483,42 @@ on_both_backends!(the_demo_provider_charges_a_key_once_and_refunds, |b: Backend|
     assert_eq!(book, [("k".to_string(), 40_000, true), ("k2".to_string(), 90_000, false)]);
     server.shutdown().await;
 });
+
+on_both_backends!(two_halves_of_a_clone_uploaded_at_once_revoke_it_once, |b: Backend| async move {
+    let server = common::start(&b.url).await;
+    let base = server.url();
+    let mut lan = login(&base, "lan").await;
+    let operator = login(&base, "operator").await;
+    let (_, bought) = buy_day(&mut lan, "day").await;
+    let id = serde_json::from_str::<Value>(&bought).unwrap()["ticket_id"].as_str().unwrap().to_string();
+    let now = now_secs();
+    // Two stations' gates upload at the same moment, each holding one half of the evidence.
+    let device = std::sync::Arc::new(operator.device);
+    let token = operator.tokens.access_token.clone();
+    let mut tasks = Vec::new();
+    for (station, gate, key) in [(1u64, "BT-1", "upload-bt"), (14, "ST-1", "upload-st")] {
+        let body = json!({"taps": [{"ticket_id": id, "station": station, "gate": gate, "direction": "entry", "at": now - 30, "decision": "accept"}]});
+        let (base, device, token, mut nonce) = (base.clone(), device.clone(), token.clone(), operator.nonce.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = common::identity::send_with_proof(
+                &base,
+                &device,
+                &mut nonce,
+                "POST",
+                "/v1/operator/taps",
+                Some(&token),
+                common::identity::Body::Command(&body, key),
+            )
+            .await;
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()["revoked"].as_array().unwrap().len()
+        }));
+    }
+    let mut revoked = 0;
+    for t in tasks {
+        revoked += t.await.unwrap();
+    }
+    assert_eq!(revoked, 1, "whichever upload commits second sees the first one's tap");
+    assert_eq!(changes(&mut lan, "ticket.revoked").await.len(), 1);
+    server.shutdown().await;
+});
