@@ -395,6 +395,10 @@ on_both_backends!(every_bad_decision_is_refused_with_its_own_code, |b: Backend| 
     assert_eq!(r.status(), 200);
     assert!(r.json::<Value>().await.unwrap()["revoked_at"].is_i64());
     assert_eq!(lost.request("GET", "/v1/me", None).await.status(), 401, "the lost phone's session ended");
+    // The lost phone cannot log in again with its revoked key.
+    let code = common::identity::browser_login(&server.url(), "lan").await;
+    let r = common::identity::redeem(&server.url(), &lost.device, &mut None, &code).await;
+    assert_eq!(error_code(r).await, "invalid_grant", "a revoked key never gets a session again");
     let r = minh.request("POST", &format!("/v1/me/device-keys/{}/revoke", hex(lan.device.signer.key_id())), None).await;
     assert_eq!(r.status(), 404, "nobody revokes someone else's key");
     let mut d = decision_for(&req, &lan_id, lost.device.signer.key_id(), Intent::Approve);

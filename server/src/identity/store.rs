@@ -332,6 +332,20 @@ pub async fn redeem_code(db: &Db, r: CodeRedemption) -> DbResult<Result<Granted,
                     }
                     CodeDecision::Redeem => {}
                 }
+                // A device key its resident revoked (a lost phone) never logs in again.
+                let revoked = tx.query_row(
+                    "SELECT revoked_at IS NOT NULL FROM devices WHERE account_id = ?1 AND jkt = ?2",
+                    rusqlite::params![row.account_id, r.jkt],
+                    |x| x.get::<_, bool>(0),
+                );
+                match revoked {
+                    Ok(true) => {
+                        tx.execute("UPDATE app_codes SET used_at = ?2 WHERE hash = ?1", rusqlite::params![r.code_hash.to_vec(), now]).map_err(s)?;
+                        return Ok(Err(GrantError::InvalidGrant));
+                    }
+                    Ok(false) | Err(rusqlite::Error::QueryReturnedNoRows) => {}
+                    Err(e) => return Err(s(e)),
+                }
                 tx.execute(
                     "UPDATE app_codes SET used_at = ?2, family_id = ?3 WHERE hash = ?1",
                     rusqlite::params![r.code_hash.to_vec(), now, family_id],
@@ -387,6 +401,17 @@ pub async fn redeem_code(db: &Db, r: CodeRedemption) -> DbResult<Result<Granted,
                     return Ok(Err(e));
                 }
                 CodeDecision::Redeem => {}
+            }
+            // A device key its resident revoked (a lost phone) never logs in again.
+            let revoked = tx
+                .query_opt("SELECT revoked_at IS NOT NULL FROM devices WHERE account_id = $1 AND jkt = $2", &[&row.account_id, &r.jkt])
+                .await
+                .map_err(p)?
+                .is_some_and(|x| x.get::<_, bool>(0));
+            if revoked {
+                tx.execute("UPDATE app_codes SET used_at = $2 WHERE hash = $1", &[&r.code_hash.to_vec(), &now]).await.map_err(p)?;
+                tx.commit().await.map_err(p)?;
+                return Ok(Err(GrantError::InvalidGrant));
             }
             tx.execute("UPDATE app_codes SET used_at = $2, family_id = $3 WHERE hash = $1", &[&r.code_hash.to_vec(), &now, &family_id])
                 .await
