@@ -42,6 +42,11 @@ pub enum AgencyAction {
         #[arg(long)]
         result: Option<String>,
     },
+    /// Signature requests: ask a resident to sign a PDF, list, cancel, download bundles.
+    SignRequest {
+        #[command(subcommand)]
+        action: crate::sign::SignRequestAction,
+    },
 }
 
 #[derive(Subcommand)]
@@ -107,6 +112,7 @@ async fn resolve(agency: &congdan_core::AgencyService, id_or_number: &str) -> Re
 pub async fn run(core: &Core, action: AgencyAction, en: bool) -> Result<(), Error> {
     let agency = core.agency();
     match action {
+        AgencyAction::SignRequest { action } => crate::sign::run_agency(core, action, en).await?,
         AgencyAction::Cases { status, limit, cursor } => {
             let page = agency.list_cases(status.as_deref(), limit, cursor.as_deref()).await?;
             let cases = page.cases;

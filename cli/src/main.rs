@@ -8,6 +8,7 @@ mod agency;
 mod drafts;
 mod gate;
 mod login;
+mod sign;
 mod ticket;
 
 use congdan_core::catalog::{FieldType, ProcedureKind};
@@ -73,6 +74,11 @@ enum Command {
     Agency {
         #[command(subcommand)]
         action: agency::AgencyAction,
+    },
+    /// Signature requests from agencies: list, show (with the document), approve, decline.
+    Sign {
+        #[command(subcommand)]
+        action: sign::SignAction,
     },
     /// Metro tickets: buy, list, and show the code for the gate (works offline).
     Ticket {
@@ -228,6 +234,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Command::Case { action } => drafts::run_case(&core, action, en).await?,
         Command::Agency { action } => agency::run(&core, action, en).await?,
         Command::Ticket { action } => ticket::run(&core, action, en).await?,
+        Command::Sign { action } => sign::run(&core, action, en).await?,
         Command::Gate(args) => {
             if !gate::run(&core, en, args).await? {
                 // Scripts read the exit status: 2 when a code was refused (or nothing synced).

@@ -88,6 +88,11 @@ impl CongdanCore {
         Arc::new(AgencyApi { inner: self.inner.agency() })
     }
 
+    /// Document signing, the resident's side: requests, documents, approve or decline.
+    pub fn signing(&self) -> Arc<crate::signing::SigningApi> {
+        Arc::new(crate::signing::SigningApi { inner: self.inner.signing() })
+    }
+
     /// QR transit tickets, the rider's side: buy, list, the rotating code for the gate.
     pub fn tickets(&self) -> Arc<crate::tickets::TicketsApi> {
         Arc::new(crate::tickets::TicketsApi { inner: self.inner.tickets() })

@@ -16,6 +16,7 @@ mod error;
 mod gate;
 mod identity;
 mod platform;
+mod signing;
 mod tickets;
 
 pub use agency::AgencyApi;
@@ -26,4 +27,5 @@ pub use error::CongdanError;
 pub use gate::GateApi;
 pub use identity::IdentityApi;
 pub use platform::{Keystore, NetworkMonitor, PlatformError, SyncProgressListener};
+pub use signing::SigningApi;
 pub use tickets::TicketsApi;

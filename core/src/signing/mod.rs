@@ -7,6 +7,7 @@
 //! their checked documents kept offline), [`changes`] (`signature.request`, `signature.state` from
 //! the account feed) and [`commands`] (`signature.decision` in the one outbox).
 
+pub mod agency;
 pub mod api;
 pub(crate) mod changes;
 pub(crate) mod commands;

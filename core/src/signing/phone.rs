@@ -284,6 +284,11 @@ impl SigningService {
         Ok(key)
     }
 
+    /// The agency's side (staff with a role `agency:<CODE>`), online only.
+    pub fn agency(&self) -> super::agency::AgencySigning {
+        super::agency::AgencySigning::new(self.core.clone())
+    }
+
     /// The outbox commands of a request (its decision's state, a refusal's reason).
     pub fn outbox(&self, id: &str) -> Result<Vec<OutboxItem>> {
         crate::outbox::items(self.core.store(), Some(id))

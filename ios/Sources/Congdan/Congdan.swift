@@ -1053,6 +1053,11 @@ public protocol CongdanCoreProtocol: AnyObject, Sendable {
     func sendOutbox() async throws  -> DrainReport
     
     /**
+     * Document signing, the resident's side: requests, documents, approve or decline.
+     */
+    func signing()  -> SigningApi
+    
+    /**
      * Pulls every change feed to its end. Offline is reported in the result's `state`, not
      * thrown. Cancelling the calling coroutine/task stops the sync between pages; every applied
      * page is complete.
@@ -1225,6 +1230,18 @@ open func sendOutbox()async throws  -> DrainReport  {
             liftFunc: FfiConverterTypeDrainReport_lift,
             errorHandler: FfiConverterTypeCongdanError_lift
         )
+}
+    
+    /**
+     * Document signing, the resident's side: requests, documents, approve or decline.
+     */
+open func signing() -> SigningApi  {
+    return try!  FfiConverterTypeSigningApi_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_congdancore_signing(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -2752,6 +2769,231 @@ public func FfiConverterTypeNetworkMonitor_lift(_ handle: UInt64) throws -> Netw
 #endif
 public func FfiConverterTypeNetworkMonitor_lower(_ value: NetworkMonitor) -> UInt64 {
     return FfiConverterTypeNetworkMonitor.lower(value)
+}
+
+
+
+
+
+
+public protocol SigningApiProtocol: AnyObject, Sendable {
+    
+    /**
+     * Approves: signs with the device key after the system's presence prompt (call it off the
+     * main thread), queued and sent now or when the network is back. Returns the command's key.
+     */
+    func approve(id: String) throws  -> String
+    
+    /**
+     * Declines, with an optional reason for the agency (signed too).
+     */
+    func decline(id: String, reason: String?) throws  -> String
+    
+    /**
+     * Fetches the document once, checks its SHA-256 against the request and keeps it for
+     * offline reading. Returns its path.
+     */
+    func fetchDocument(id: String) async throws  -> String
+    
+    /**
+     * The resident's requests as last synced, pending first; `state` filters.
+     */
+    func list(state: RequestState?) throws  -> [SignatureRequest]
+    
+    /**
+     * The outbox commands of a request (its decision's state, a refusal's code).
+     */
+    func outbox(id: String) throws  -> [OutboxEntry]
+    
+    /**
+     * One request, with its full summary and (once fetched) its document's path.
+     */
+    func show(id: String) throws  -> SignatureRequest
+    
+}
+open class SigningApi: SigningApiProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_congdan_ffi_fn_clone_signingapi(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_congdan_ffi_fn_free_signingapi(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Approves: signs with the device key after the system's presence prompt (call it off the
+     * main thread), queued and sent now or when the network is back. Returns the command's key.
+     */
+open func approve(id: String)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_signingapi_approve(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(id),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Declines, with an optional reason for the agency (signed too).
+     */
+open func decline(id: String, reason: String?)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_signingapi_decline(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(id),
+        FfiConverterOptionString.lower(reason),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Fetches the document once, checks its SHA-256 against the request and keeps it for
+     * offline reading. Returns its path.
+     */
+open func fetchDocument(id: String)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_congdan_ffi_fn_method_signingapi_fetch_document(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_congdan_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_congdan_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_congdan_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeCongdanError_lift
+        )
+}
+    
+    /**
+     * The resident's requests as last synced, pending first; `state` filters.
+     */
+open func list(state: RequestState?)throws  -> [SignatureRequest]  {
+    return try  FfiConverterSequenceTypeSignatureRequest.lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_signingapi_list(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionTypeRequestState.lower(state),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The outbox commands of a request (its decision's state, a refusal's code).
+     */
+open func outbox(id: String)throws  -> [OutboxEntry]  {
+    return try  FfiConverterSequenceTypeOutboxEntry.lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_signingapi_outbox(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(id),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * One request, with its full summary and (once fetched) its document's path.
+     */
+open func show(id: String)throws  -> SignatureRequest  {
+    return try  FfiConverterTypeSignatureRequest_lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_signingapi_show(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(id),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSigningApi: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = SigningApi
+
+    public static func lift(_ handle: UInt64) throws -> SigningApi {
+        return SigningApi(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: SigningApi) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SigningApi {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: SigningApi, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSigningApi_lift(_ handle: UInt64) throws -> SigningApi {
+    return try FfiConverterTypeSigningApi.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSigningApi_lower(_ value: SigningApi) -> UInt64 {
+    return FfiConverterTypeSigningApi.lower(value)
 }
 
 
@@ -5278,6 +5520,226 @@ public func FfiConverterTypeProcedureSummary_lower(_ value: ProcedureSummary) ->
 }
 
 
+/**
+ * The server's refusal of this phone's decision.
+ */
+public struct SignatureRefusal: Equatable, Hashable {
+    /**
+     * `request_cancelled`, `request_expired`, `document_mismatch`, … (docs/api.md).
+     */
+    public var code: String
+    public var messageVi: String
+    public var messageEn: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * `request_cancelled`, `request_expired`, `document_mismatch`, … (docs/api.md).
+         */code: String, messageVi: String, messageEn: String) {
+        self.code = code
+        self.messageVi = messageVi
+        self.messageEn = messageEn
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SignatureRefusal: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSignatureRefusal: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SignatureRefusal {
+        return
+            try SignatureRefusal(
+                code: FfiConverterString.read(from: &buf), 
+                messageVi: FfiConverterString.read(from: &buf), 
+                messageEn: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SignatureRefusal, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.code, into: &buf)
+        FfiConverterString.write(value.messageVi, into: &buf)
+        FfiConverterString.write(value.messageEn, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSignatureRefusal_lift(_ buf: RustBuffer) throws -> SignatureRefusal {
+    return try FfiConverterTypeSignatureRefusal.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSignatureRefusal_lower(_ value: SignatureRefusal) -> RustBuffer {
+    return FfiConverterTypeSignatureRefusal.lower(value)
+}
+
+
+/**
+ * A signature request as the resident's screen shows it.
+ */
+public struct SignatureRequest: Equatable, Hashable {
+    public var id: String
+    public var agencyCode: String
+    public var title: String
+    /**
+     * The full summary to show before signing: its SHA-256 is what the decision signs.
+     */
+    public var summary: String
+    /**
+     * What the signature is for.
+     */
+    public var purpose: String
+    public var documentSha256: String
+    public var documentSize: UInt64
+    public var documentContentType: String
+    /**
+     * The checked document on this phone (open it with the platform viewer); `None` until
+     * `fetch_document` succeeded.
+     */
+    public var documentPath: String?
+    /**
+     * Unix seconds.
+     */
+    public var createdAt: UInt64
+    public var expiresAt: UInt64
+    public var state: RequestState
+    /**
+     * The agency's reason for a cancellation, or the resident's for a decline.
+     */
+    public var stateReason: String?
+    public var decision: SignatureDecision?
+    public var declineReason: String?
+    public var decidedAt: UInt64?
+    public var decisionStatus: DecisionStatus
+    public var refusal: SignatureRefusal?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(id: String, agencyCode: String, title: String, 
+        /**
+         * The full summary to show before signing: its SHA-256 is what the decision signs.
+         */summary: String, 
+        /**
+         * What the signature is for.
+         */purpose: String, documentSha256: String, documentSize: UInt64, documentContentType: String, 
+        /**
+         * The checked document on this phone (open it with the platform viewer); `None` until
+         * `fetch_document` succeeded.
+         */documentPath: String?, 
+        /**
+         * Unix seconds.
+         */createdAt: UInt64, expiresAt: UInt64, state: RequestState, 
+        /**
+         * The agency's reason for a cancellation, or the resident's for a decline.
+         */stateReason: String?, decision: SignatureDecision?, declineReason: String?, decidedAt: UInt64?, decisionStatus: DecisionStatus, refusal: SignatureRefusal?) {
+        self.id = id
+        self.agencyCode = agencyCode
+        self.title = title
+        self.summary = summary
+        self.purpose = purpose
+        self.documentSha256 = documentSha256
+        self.documentSize = documentSize
+        self.documentContentType = documentContentType
+        self.documentPath = documentPath
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.state = state
+        self.stateReason = stateReason
+        self.decision = decision
+        self.declineReason = declineReason
+        self.decidedAt = decidedAt
+        self.decisionStatus = decisionStatus
+        self.refusal = refusal
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SignatureRequest: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSignatureRequest: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SignatureRequest {
+        return
+            try SignatureRequest(
+                id: FfiConverterString.read(from: &buf), 
+                agencyCode: FfiConverterString.read(from: &buf), 
+                title: FfiConverterString.read(from: &buf), 
+                summary: FfiConverterString.read(from: &buf), 
+                purpose: FfiConverterString.read(from: &buf), 
+                documentSha256: FfiConverterString.read(from: &buf), 
+                documentSize: FfiConverterUInt64.read(from: &buf), 
+                documentContentType: FfiConverterString.read(from: &buf), 
+                documentPath: FfiConverterOptionString.read(from: &buf), 
+                createdAt: FfiConverterUInt64.read(from: &buf), 
+                expiresAt: FfiConverterUInt64.read(from: &buf), 
+                state: FfiConverterTypeRequestState.read(from: &buf), 
+                stateReason: FfiConverterOptionString.read(from: &buf), 
+                decision: FfiConverterOptionTypeSignatureDecision.read(from: &buf), 
+                declineReason: FfiConverterOptionString.read(from: &buf), 
+                decidedAt: FfiConverterOptionUInt64.read(from: &buf), 
+                decisionStatus: FfiConverterTypeDecisionStatus.read(from: &buf), 
+                refusal: FfiConverterOptionTypeSignatureRefusal.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SignatureRequest, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.agencyCode, into: &buf)
+        FfiConverterString.write(value.title, into: &buf)
+        FfiConverterString.write(value.summary, into: &buf)
+        FfiConverterString.write(value.purpose, into: &buf)
+        FfiConverterString.write(value.documentSha256, into: &buf)
+        FfiConverterUInt64.write(value.documentSize, into: &buf)
+        FfiConverterString.write(value.documentContentType, into: &buf)
+        FfiConverterOptionString.write(value.documentPath, into: &buf)
+        FfiConverterUInt64.write(value.createdAt, into: &buf)
+        FfiConverterUInt64.write(value.expiresAt, into: &buf)
+        FfiConverterTypeRequestState.write(value.state, into: &buf)
+        FfiConverterOptionString.write(value.stateReason, into: &buf)
+        FfiConverterOptionTypeSignatureDecision.write(value.decision, into: &buf)
+        FfiConverterOptionString.write(value.declineReason, into: &buf)
+        FfiConverterOptionUInt64.write(value.decidedAt, into: &buf)
+        FfiConverterTypeDecisionStatus.write(value.decisionStatus, into: &buf)
+        FfiConverterOptionTypeSignatureRefusal.write(value.refusal, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSignatureRequest_lift(_ buf: RustBuffer) throws -> SignatureRequest {
+    return try FfiConverterTypeSignatureRequest.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSignatureRequest_lower(_ value: SignatureRequest) -> RustBuffer {
+    return FfiConverterTypeSignatureRequest.lower(value)
+}
+
+
 public struct SyncProgress: Equatable, Hashable {
     public var feed: String
     public var changesApplied: UInt32
@@ -6038,6 +6500,86 @@ public func FfiConverterTypeCongdanError_lift(_ buf: RustBuffer) throws -> Congd
 public func FfiConverterTypeCongdanError_lower(_ value: CongdanError) -> RustBuffer {
     return FfiConverterTypeCongdanError.lower(value)
 }
+
+
+
+public enum DecisionStatus: Equatable, Hashable {
+    
+    case none
+    case queued
+    case sent
+    case refused
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension DecisionStatus: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDecisionStatus: FfiConverterRustBuffer {
+    typealias SwiftType = DecisionStatus
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DecisionStatus {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .none
+        
+        case 2: return .queued
+        
+        case 3: return .sent
+        
+        case 4: return .refused
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: DecisionStatus, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .none:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .queued:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .sent:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .refused:
+            writeInt(&buf, Int32(4))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDecisionStatus_lift(_ buf: RustBuffer) throws -> DecisionStatus {
+    return try FfiConverterTypeDecisionStatus.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDecisionStatus_lower(_ value: DecisionStatus) -> RustBuffer {
+    return FfiConverterTypeDecisionStatus.lower(value)
+}
+
 
 
 
@@ -7103,6 +7645,93 @@ public func FfiConverterTypePurchaseState_lower(_ value: PurchaseState) -> RustB
 
 
 
+public enum RequestState: Equatable, Hashable {
+    
+    case pending
+    case signed
+    case declined
+    case expired
+    case cancelled
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension RequestState: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRequestState: FfiConverterRustBuffer {
+    typealias SwiftType = RequestState
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RequestState {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .pending
+        
+        case 2: return .signed
+        
+        case 3: return .declined
+        
+        case 4: return .expired
+        
+        case 5: return .cancelled
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: RequestState, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .pending:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .signed:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .declined:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .expired:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .cancelled:
+            writeInt(&buf, Int32(5))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRequestState_lift(_ buf: RustBuffer) throws -> RequestState {
+    return try FfiConverterTypeRequestState.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRequestState_lower(_ value: RequestState) -> RustBuffer {
+    return FfiConverterTypeRequestState.lower(value)
+}
+
+
+
+
 public enum SessionState: Equatable, Hashable {
     
     case loggedOut
@@ -7179,6 +7808,75 @@ public func FfiConverterTypeSessionState_lift(_ buf: RustBuffer) throws -> Sessi
 #endif
 public func FfiConverterTypeSessionState_lower(_ value: SessionState) -> RustBuffer {
     return FfiConverterTypeSessionState.lower(value)
+}
+
+
+
+/**
+ * What the resident decided on this phone.
+ */
+
+public enum SignatureDecision: Equatable, Hashable {
+    
+    case approve
+    case decline
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension SignatureDecision: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSignatureDecision: FfiConverterRustBuffer {
+    typealias SwiftType = SignatureDecision
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SignatureDecision {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .approve
+        
+        case 2: return .decline
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: SignatureDecision, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .approve:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .decline:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSignatureDecision_lift(_ buf: RustBuffer) throws -> SignatureDecision {
+    return try FfiConverterTypeSignatureDecision.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSignatureDecision_lower(_ value: SignatureDecision) -> RustBuffer {
+    return FfiConverterTypeSignatureDecision.lower(value)
 }
 
 
@@ -7775,6 +8473,30 @@ fileprivate struct FfiConverterOptionTypeProcedure: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeSignatureRefusal: FfiConverterRustBuffer {
+    typealias SwiftType = SignatureRefusal?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeSignatureRefusal.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeSignatureRefusal.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeGateRefusal: FfiConverterRustBuffer {
     typealias SwiftType = GateRefusal?
 
@@ -7815,6 +8537,54 @@ fileprivate struct FfiConverterOptionTypeProcedureKind: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeProcedureKind.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeRequestState: FfiConverterRustBuffer {
+    typealias SwiftType = RequestState?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeRequestState.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeRequestState.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeSignatureDecision: FfiConverterRustBuffer {
+    typealias SwiftType = SignatureDecision?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeSignatureDecision.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeSignatureDecision.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -8214,6 +8984,31 @@ fileprivate struct FfiConverterSequenceTypeProcedureSummary: FfiConverterRustBuf
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeProcedureSummary.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeSignatureRequest: FfiConverterRustBuffer {
+    typealias SwiftType = [SignatureRequest]
+
+    public static func write(_ value: [SignatureRequest], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeSignatureRequest.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [SignatureRequest] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [SignatureRequest]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeSignatureRequest.read(from: &buf))
         }
         return seq
     }

@@ -433,6 +433,11 @@ uint64_t uniffi_congdan_ffi_fn_method_congdancore_run_outbox_sender(uint64_t ptr
 uint64_t uniffi_congdan_ffi_fn_method_congdancore_send_outbox(uint64_t ptr
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_SIGNING
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_SIGNING
+uint64_t uniffi_congdan_ffi_fn_method_congdancore_signing(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_SYNC
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_CONGDANCORE_SYNC
 uint64_t uniffi_congdan_ffi_fn_method_congdancore_sync(uint64_t ptr, RustBuffer listener
@@ -701,6 +706,46 @@ void uniffi_congdan_ffi_fn_init_callback_vtable_syncprogresslistener(const Uniff
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_SYNCPROGRESSLISTENER_ON_PROGRESS
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_SYNCPROGRESSLISTENER_ON_PROGRESS
 int8_t uniffi_congdan_ffi_fn_method_syncprogresslistener_on_progress(uint64_t ptr, RustBuffer progress, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_SIGNINGAPI
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_SIGNINGAPI
+uint64_t uniffi_congdan_ffi_fn_clone_signingapi(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_FREE_SIGNINGAPI
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_FREE_SIGNINGAPI
+void uniffi_congdan_ffi_fn_free_signingapi(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_SIGNINGAPI_APPROVE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_SIGNINGAPI_APPROVE
+RustBuffer uniffi_congdan_ffi_fn_method_signingapi_approve(uint64_t ptr, RustBuffer id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_SIGNINGAPI_DECLINE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_SIGNINGAPI_DECLINE
+RustBuffer uniffi_congdan_ffi_fn_method_signingapi_decline(uint64_t ptr, RustBuffer id, RustBuffer reason, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_SIGNINGAPI_FETCH_DOCUMENT
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_SIGNINGAPI_FETCH_DOCUMENT
+uint64_t uniffi_congdan_ffi_fn_method_signingapi_fetch_document(uint64_t ptr, RustBuffer id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_SIGNINGAPI_LIST
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_SIGNINGAPI_LIST
+RustBuffer uniffi_congdan_ffi_fn_method_signingapi_list(uint64_t ptr, RustBuffer state, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_SIGNINGAPI_OUTBOX
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_SIGNINGAPI_OUTBOX
+RustBuffer uniffi_congdan_ffi_fn_method_signingapi_outbox(uint64_t ptr, RustBuffer id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_SIGNINGAPI_SHOW
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_SIGNINGAPI_SHOW
+RustBuffer uniffi_congdan_ffi_fn_method_signingapi_show(uint64_t ptr, RustBuffer id, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_TICKETSAPI
@@ -1103,6 +1148,12 @@ uint16_t uniffi_congdan_ffi_checksum_method_congdancore_send_outbox(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_SIGNING
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_SIGNING
+uint16_t uniffi_congdan_ffi_checksum_method_congdancore_signing(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_SYNC
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_CONGDANCORE_SYNC
 uint16_t uniffi_congdan_ffi_checksum_method_congdancore_sync(void
@@ -1328,6 +1379,42 @@ uint16_t uniffi_congdan_ffi_checksum_method_networkmonitor_current_state(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_SYNCPROGRESSLISTENER_ON_PROGRESS
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_SYNCPROGRESSLISTENER_ON_PROGRESS
 uint16_t uniffi_congdan_ffi_checksum_method_syncprogresslistener_on_progress(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_SIGNINGAPI_APPROVE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_SIGNINGAPI_APPROVE
+uint16_t uniffi_congdan_ffi_checksum_method_signingapi_approve(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_SIGNINGAPI_DECLINE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_SIGNINGAPI_DECLINE
+uint16_t uniffi_congdan_ffi_checksum_method_signingapi_decline(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_SIGNINGAPI_FETCH_DOCUMENT
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_SIGNINGAPI_FETCH_DOCUMENT
+uint16_t uniffi_congdan_ffi_checksum_method_signingapi_fetch_document(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_SIGNINGAPI_LIST
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_SIGNINGAPI_LIST
+uint16_t uniffi_congdan_ffi_checksum_method_signingapi_list(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_SIGNINGAPI_OUTBOX
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_SIGNINGAPI_OUTBOX
+uint16_t uniffi_congdan_ffi_checksum_method_signingapi_outbox(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_SIGNINGAPI_SHOW
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_SIGNINGAPI_SHOW
+uint16_t uniffi_congdan_ffi_checksum_method_signingapi_show(void
     
 );
 #endif

@@ -801,6 +801,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_congdancore_send_outbox(
     ): Int
+    external fun uniffi_congdan_ffi_checksum_method_congdancore_signing(
+    ): Int
     external fun uniffi_congdan_ffi_checksum_method_congdancore_sync(
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_congdancore_tickets(
@@ -876,6 +878,18 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_congdan_ffi_checksum_method_networkmonitor_current_state(
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_syncprogresslistener_on_progress(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_signingapi_approve(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_signingapi_decline(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_signingapi_fetch_document(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_signingapi_list(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_signingapi_outbox(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_signingapi_show(
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_ticketsapi_buy(
     ): Int
@@ -963,6 +977,8 @@ internal object UniffiLib {
     external fun uniffi_congdan_ffi_fn_method_congdancore_run_outbox_sender(`ptr`: Long,
     ): Long
     external fun uniffi_congdan_ffi_fn_method_congdancore_send_outbox(`ptr`: Long,
+    ): Long
+    external fun uniffi_congdan_ffi_fn_method_congdancore_signing(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_congdan_ffi_fn_method_congdancore_sync(`ptr`: Long,`listener`: RustBuffer.ByValue,
     ): Long
@@ -1072,6 +1088,22 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_congdan_ffi_fn_method_syncprogresslistener_on_progress(`ptr`: Long,`progress`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
+    external fun uniffi_congdan_ffi_fn_clone_signingapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_congdan_ffi_fn_free_signingapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_congdan_ffi_fn_method_signingapi_approve(`ptr`: Long,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_signingapi_decline(`ptr`: Long,`id`: RustBuffer.ByValue,`reason`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_signingapi_fetch_document(`ptr`: Long,`id`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_congdan_ffi_fn_method_signingapi_list(`ptr`: Long,`state`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_signingapi_outbox(`ptr`: Long,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_signingapi_show(`ptr`: Long,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_congdan_ffi_fn_clone_ticketsapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_congdan_ffi_fn_free_ticketsapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -2473,6 +2505,11 @@ public interface CongdanCoreInterface {
     suspend fun `sendOutbox`(): DrainReport
     
     /**
+     * Document signing, the resident's side: requests, documents, approve or decline.
+     */
+    fun `signing`(): SigningApi
+    
+    /**
      * Pulls every change feed to its end. Offline is reported in the result's `state`, not
      * thrown. Cancelling the calling coroutine/task stops the sync between pages; every applied
      * page is complete.
@@ -2710,6 +2747,22 @@ open class CongdanCore: Disposable, AutoCloseable, CongdanCoreInterface
         CongdanException.ErrorHandler,
     )
     }
+
+    
+    /**
+     * Document signing, the resident's side: requests, documents, approve or decline.
+     */override fun `signing`(): SigningApi {
+            return FfiConverterTypeSigningApi.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_congdancore_signing(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
 
     
     /**
@@ -5131,6 +5184,396 @@ public object FfiConverterTypeNetworkMonitor: FfiConverter<NetworkMonitor, Long>
 //
 
 
+public interface SigningApiInterface {
+    
+    /**
+     * Approves: signs with the device key after the system's presence prompt (call it off the
+     * main thread), queued and sent now or when the network is back. Returns the command's key.
+     */
+    fun `approve`(`id`: kotlin.String): kotlin.String
+    
+    /**
+     * Declines, with an optional reason for the agency (signed too).
+     */
+    fun `decline`(`id`: kotlin.String, `reason`: kotlin.String?): kotlin.String
+    
+    /**
+     * Fetches the document once, checks its SHA-256 against the request and keeps it for
+     * offline reading. Returns its path.
+     */
+    suspend fun `fetchDocument`(`id`: kotlin.String): kotlin.String
+    
+    /**
+     * The resident's requests as last synced, pending first; `state` filters.
+     */
+    fun `list`(`state`: RequestState?): List<SignatureRequest>
+    
+    /**
+     * The outbox commands of a request (its decision's state, a refusal's code).
+     */
+    fun `outbox`(`id`: kotlin.String): List<OutboxEntry>
+    
+    /**
+     * One request, with its full summary and (once fetched) its document's path.
+     */
+    fun `show`(`id`: kotlin.String): SignatureRequest
+    
+    companion object
+}
+
+open class SigningApi: Disposable, AutoCloseable, SigningApiInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_congdan_ffi_fn_free_signingapi(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_congdan_ffi_fn_clone_signingapi(handle, status)
+        }
+    }
+
+    
+    /**
+     * Approves: signs with the device key after the system's presence prompt (call it off the
+     * main thread), queued and sent now or when the network is back. Returns the command's key.
+     */
+    @Throws(CongdanException::class)override fun `approve`(`id`: kotlin.String): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_signingapi_approve(
+        it,
+        
+        FfiConverterString.lower(`id`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Declines, with an optional reason for the agency (signed too).
+     */
+    @Throws(CongdanException::class)override fun `decline`(`id`: kotlin.String, `reason`: kotlin.String?): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_signingapi_decline(
+        it,
+        
+        FfiConverterString.lower(`id`),
+        FfiConverterOptionalString.lower(`reason`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Fetches the document once, checks its SHA-256 against the request and keeps it for
+     * offline reading. Returns its path.
+     */
+    @Throws(CongdanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `fetchDocument`(`id`: kotlin.String) : kotlin.String {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_congdan_ffi_fn_method_signingapi_fetch_document(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`id`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_congdan_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterString.lift(it) },
+        // Error FFI converter
+        CongdanException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The resident's requests as last synced, pending first; `state` filters.
+     */
+    @Throws(CongdanException::class)override fun `list`(`state`: RequestState?): List<SignatureRequest> {
+            return FfiConverterSequenceTypeSignatureRequest.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_signingapi_list(
+        it,
+        
+        FfiConverterOptionalTypeRequestState.lower(`state`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The outbox commands of a request (its decision's state, a refusal's code).
+     */
+    @Throws(CongdanException::class)override fun `outbox`(`id`: kotlin.String): List<OutboxEntry> {
+            return FfiConverterSequenceTypeOutboxEntry.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_signingapi_outbox(
+        it,
+        
+        FfiConverterString.lower(`id`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * One request, with its full summary and (once fetched) its document's path.
+     */
+    @Throws(CongdanException::class)override fun `show`(`id`: kotlin.String): SignatureRequest {
+            return FfiConverterTypeSignatureRequest.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_signingapi_show(
+        it,
+        
+        FfiConverterString.lower(`id`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSigningApi: FfiConverter<SigningApi, Long> {
+    override fun lower(value: SigningApi): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): SigningApi {
+        return SigningApi(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): SigningApi {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: SigningApi) = 8UL
+
+    override fun write(value: SigningApi, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
 /**
  * Told after every applied page of a sync, for a progress bar. Returns whether to go on:
  * `false` stops the sync after this page (which stays applied) with a `Cancelled` error.
@@ -7437,6 +7880,192 @@ public object FfiConverterTypeProcedureSummary: FfiConverterRustBuffer<Procedure
 
 
 
+/**
+ * The server's refusal of this phone's decision.
+ */
+data class SignatureRefusal (
+    /**
+     * `request_cancelled`, `request_expired`, `document_mismatch`, … (docs/api.md).
+     */
+    var `code`: kotlin.String
+    , 
+    var `messageVi`: kotlin.String
+    , 
+    var `messageEn`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSignatureRefusal: FfiConverterRustBuffer<SignatureRefusal> {
+    override fun read(buf: ByteBuffer): SignatureRefusal {
+        return SignatureRefusal(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SignatureRefusal) = (
+            FfiConverterString.allocationSize(value.`code`) +
+            FfiConverterString.allocationSize(value.`messageVi`) +
+            FfiConverterString.allocationSize(value.`messageEn`)
+    )
+
+    override fun write(value: SignatureRefusal, buf: ByteBuffer) {
+            FfiConverterString.write(value.`code`, buf)
+            FfiConverterString.write(value.`messageVi`, buf)
+            FfiConverterString.write(value.`messageEn`, buf)
+    }
+}
+
+
+
+/**
+ * A signature request as the resident's screen shows it.
+ */
+data class SignatureRequest (
+    var `id`: kotlin.String
+    , 
+    var `agencyCode`: kotlin.String
+    , 
+    var `title`: kotlin.String
+    , 
+    /**
+     * The full summary to show before signing: its SHA-256 is what the decision signs.
+     */
+    var `summary`: kotlin.String
+    , 
+    /**
+     * What the signature is for.
+     */
+    var `purpose`: kotlin.String
+    , 
+    var `documentSha256`: kotlin.String
+    , 
+    var `documentSize`: kotlin.ULong
+    , 
+    var `documentContentType`: kotlin.String
+    , 
+    /**
+     * The checked document on this phone (open it with the platform viewer); `None` until
+     * `fetch_document` succeeded.
+     */
+    var `documentPath`: kotlin.String?
+    , 
+    /**
+     * Unix seconds.
+     */
+    var `createdAt`: kotlin.ULong
+    , 
+    var `expiresAt`: kotlin.ULong
+    , 
+    var `state`: RequestState
+    , 
+    /**
+     * The agency's reason for a cancellation, or the resident's for a decline.
+     */
+    var `stateReason`: kotlin.String?
+    , 
+    var `decision`: SignatureDecision?
+    , 
+    var `declineReason`: kotlin.String?
+    , 
+    var `decidedAt`: kotlin.ULong?
+    , 
+    var `decisionStatus`: DecisionStatus
+    , 
+    var `refusal`: SignatureRefusal?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSignatureRequest: FfiConverterRustBuffer<SignatureRequest> {
+    override fun read(buf: ByteBuffer): SignatureRequest {
+        return SignatureRequest(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterTypeRequestState.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalTypeSignatureDecision.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterTypeDecisionStatus.read(buf),
+            FfiConverterOptionalTypeSignatureRefusal.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SignatureRequest) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterString.allocationSize(value.`agencyCode`) +
+            FfiConverterString.allocationSize(value.`title`) +
+            FfiConverterString.allocationSize(value.`summary`) +
+            FfiConverterString.allocationSize(value.`purpose`) +
+            FfiConverterString.allocationSize(value.`documentSha256`) +
+            FfiConverterULong.allocationSize(value.`documentSize`) +
+            FfiConverterString.allocationSize(value.`documentContentType`) +
+            FfiConverterOptionalString.allocationSize(value.`documentPath`) +
+            FfiConverterULong.allocationSize(value.`createdAt`) +
+            FfiConverterULong.allocationSize(value.`expiresAt`) +
+            FfiConverterTypeRequestState.allocationSize(value.`state`) +
+            FfiConverterOptionalString.allocationSize(value.`stateReason`) +
+            FfiConverterOptionalTypeSignatureDecision.allocationSize(value.`decision`) +
+            FfiConverterOptionalString.allocationSize(value.`declineReason`) +
+            FfiConverterOptionalULong.allocationSize(value.`decidedAt`) +
+            FfiConverterTypeDecisionStatus.allocationSize(value.`decisionStatus`) +
+            FfiConverterOptionalTypeSignatureRefusal.allocationSize(value.`refusal`)
+    )
+
+    override fun write(value: SignatureRequest, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterString.write(value.`agencyCode`, buf)
+            FfiConverterString.write(value.`title`, buf)
+            FfiConverterString.write(value.`summary`, buf)
+            FfiConverterString.write(value.`purpose`, buf)
+            FfiConverterString.write(value.`documentSha256`, buf)
+            FfiConverterULong.write(value.`documentSize`, buf)
+            FfiConverterString.write(value.`documentContentType`, buf)
+            FfiConverterOptionalString.write(value.`documentPath`, buf)
+            FfiConverterULong.write(value.`createdAt`, buf)
+            FfiConverterULong.write(value.`expiresAt`, buf)
+            FfiConverterTypeRequestState.write(value.`state`, buf)
+            FfiConverterOptionalString.write(value.`stateReason`, buf)
+            FfiConverterOptionalTypeSignatureDecision.write(value.`decision`, buf)
+            FfiConverterOptionalString.write(value.`declineReason`, buf)
+            FfiConverterOptionalULong.write(value.`decidedAt`, buf)
+            FfiConverterTypeDecisionStatus.write(value.`decisionStatus`, buf)
+            FfiConverterOptionalTypeSignatureRefusal.write(value.`refusal`, buf)
+    }
+}
+
+
+
 data class SyncProgress (
     var `feed`: kotlin.String
     , 
@@ -8312,6 +8941,42 @@ public object FfiConverterTypeCongdanError : FfiConverterRustBuffer<CongdanExcep
 
 
 
+enum class DecisionStatus {
+    
+    NONE,
+    QUEUED,
+    SENT,
+    REFUSED;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDecisionStatus: FfiConverterRustBuffer<DecisionStatus> {
+    override fun read(buf: ByteBuffer) = try {
+        DecisionStatus.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: DecisionStatus) = 4UL
+
+    override fun write(value: DecisionStatus, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+
 enum class DraftState {
     
     EDITING,
@@ -8882,6 +9547,43 @@ public object FfiConverterTypePurchaseState: FfiConverterRustBuffer<PurchaseStat
 
 
 
+
+enum class RequestState {
+    
+    PENDING,
+    SIGNED,
+    DECLINED,
+    EXPIRED,
+    CANCELLED;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRequestState: FfiConverterRustBuffer<RequestState> {
+    override fun read(buf: ByteBuffer) = try {
+        RequestState.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: RequestState) = 4UL
+
+    override fun write(value: RequestState, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
 sealed class SessionState {
     
     object LoggedOut : SessionState()
@@ -8980,6 +9682,43 @@ public object FfiConverterTypeSessionState : FfiConverterRustBuffer<SessionState
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * What the resident decided on this phone.
+ */
+
+enum class SignatureDecision {
+    
+    APPROVE,
+    DECLINE;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSignatureDecision: FfiConverterRustBuffer<SignatureDecision> {
+    override fun read(buf: ByteBuffer) = try {
+        SignatureDecision.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: SignatureDecision) = 4UL
+
+    override fun write(value: SignatureDecision, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
     }
 }
 
@@ -9493,6 +10232,38 @@ public object FfiConverterOptionalTypeProcedure: FfiConverterRustBuffer<Procedur
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeSignatureRefusal: FfiConverterRustBuffer<SignatureRefusal?> {
+    override fun read(buf: ByteBuffer): SignatureRefusal? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeSignatureRefusal.read(buf)
+    }
+
+    override fun allocationSize(value: SignatureRefusal?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeSignatureRefusal.allocationSize(value)
+        }
+    }
+
+    override fun write(value: SignatureRefusal?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeSignatureRefusal.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeGateRefusal: FfiConverterRustBuffer<GateRefusal?> {
     override fun read(buf: ByteBuffer): GateRefusal? {
         if (buf.get().toInt() == 0) {
@@ -9547,6 +10318,70 @@ public object FfiConverterOptionalTypeProcedureKind: FfiConverterRustBuffer<Proc
         } else {
             buf.put(1)
             FfiConverterTypeProcedureKind.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeRequestState: FfiConverterRustBuffer<RequestState?> {
+    override fun read(buf: ByteBuffer): RequestState? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeRequestState.read(buf)
+    }
+
+    override fun allocationSize(value: RequestState?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeRequestState.allocationSize(value)
+        }
+    }
+
+    override fun write(value: RequestState?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeRequestState.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeSignatureDecision: FfiConverterRustBuffer<SignatureDecision?> {
+    override fun read(buf: ByteBuffer): SignatureDecision? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeSignatureDecision.read(buf)
+    }
+
+    override fun allocationSize(value: SignatureDecision?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeSignatureDecision.allocationSize(value)
+        }
+    }
+
+    override fun write(value: SignatureDecision?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeSignatureDecision.write(value, buf)
         }
     }
 }
@@ -9999,6 +10834,34 @@ public object FfiConverterSequenceTypeProcedureSummary: FfiConverterRustBuffer<L
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeProcedureSummary.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeSignatureRequest: FfiConverterRustBuffer<List<SignatureRequest>> {
+    override fun read(buf: ByteBuffer): List<SignatureRequest> {
+        val len = buf.getInt()
+        return List<SignatureRequest>(len) {
+            FfiConverterTypeSignatureRequest.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<SignatureRequest>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeSignatureRequest.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<SignatureRequest>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeSignatureRequest.write(it, buf)
         }
     }
 }

@@ -1,0 +1,142 @@
+//! The agency's side of signature requests (staff with a role `agency:<CODE>`), online only:
+//! upload the PDF, create a request for a resident (by national ID number), list, cancel, and
+//! download the verification bundle of a decided request or of a signed case. Used by the CLI
+//! (`congdan agency sign-request …`) and the tests; the answers are the server's JSON
+//! (docs/api.md).
+
+use ring::digest::{digest, SHA256};
+use serde::Serialize;
+
+use crate::core::Core;
+use crate::crypto::hex;
+use crate::drafts::attachments::{BlobOffer, BlobOffset, BLOBS_PATH, CHUNK_BYTES, UPLOAD_OFFSET_HEADER};
+use crate::error::{Error, Result};
+use crate::sync::client::Method;
+
+pub const REQUESTS_PATH: &str = "v1/agency/signature-requests";
+
+/// A new request, as the agency fills it in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewSignatureRequest {
+    /// The resident's 12-digit national ID number (they must have logged in once).
+    pub resident_national_id: String,
+    pub title: String,
+    pub summary: String,
+    pub purpose: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+    /// Needed only for staff acting for several agencies.
+    pub agency_code: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DocumentInput<'a> {
+    sha256: &'a str,
+}
+
+#[derive(Serialize)]
+struct CreateBody<'a> {
+    resident_national_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agency_code: Option<&'a str>,
+    title: &'a str,
+    summary: &'a str,
+    purpose: &'a str,
+    document: DocumentInput<'a>,
+    expires_at: u64,
+}
+
+#[derive(Clone)]
+pub struct AgencySigning {
+    core: Core,
+}
+
+impl AgencySigning {
+    pub(crate) fn new(core: Core) -> AgencySigning {
+        AgencySigning { core }
+    }
+
+    /// Uploads a PDF (offer, then chunks) and returns its SHA-256 (hex).
+    pub async fn upload_pdf(&self, pdf: &[u8]) -> Result<String> {
+        if !pdf.starts_with(b"%PDF-") {
+            return Err(Error::InvalidConfig("the document is not a PDF file".into()));
+        }
+        let sha256 = hex(digest(&SHA256, pdf).as_ref());
+        let session = self.core.session();
+        let offer = BlobOffer { sha256: sha256.clone(), size: pdf.len() as u64, media_type: "application/pdf".into() };
+        let body = serde_json::to_vec(&offer).map_err(|e| Error::BadData(e.to_string()))?;
+        let BlobOffset { mut offset } =
+            session.send_authorized(Method::POST, BLOBS_PATH, Some((body, "application/json")), None).await?;
+        let chunk_path = format!("{BLOBS_PATH}/{sha256}");
+        while offset < pdf.len() as u64 {
+            let start = offset as usize;
+            let chunk = pdf[start..(start + CHUNK_BYTES).min(pdf.len())].to_vec();
+            let headers = [(UPLOAD_OFFSET_HEADER, offset.to_string())];
+            let ack: BlobOffset = session
+                .send_authorized_with(Method::PATCH, &chunk_path, Some((chunk, "application/octet-stream")), None, &headers)
+                .await?;
+            if ack.offset <= offset {
+                return Err(Error::BadData("the server did not take the chunk".into()));
+            }
+            offset = ack.offset;
+        }
+        Ok(sha256)
+    }
+
+    /// Uploads the PDF and creates the request; the answer is the request as the agency sees it.
+    pub async fn create(&self, request: &NewSignatureRequest, pdf: &[u8]) -> Result<serde_json::Value> {
+        let sha256 = self.upload_pdf(pdf).await?;
+        let body = CreateBody {
+            resident_national_id: &request.resident_national_id,
+            agency_code: request.agency_code.as_deref(),
+            title: &request.title,
+            summary: &request.summary,
+            purpose: &request.purpose,
+            document: DocumentInput { sha256: &sha256 },
+            expires_at: request.expires_at,
+        };
+        let body = serde_json::to_vec(&body).map_err(|e| Error::BadData(e.to_string()))?;
+        self.core.session().send_authorized(Method::POST, REQUESTS_PATH, Some((body, "application/json")), None).await
+    }
+
+    /// A page of the agency's requests, newest first; `state` filters (`pending`, `signed`, …).
+    pub async fn list(&self, state: Option<&str>, cursor: Option<&str>) -> Result<serde_json::Value> {
+        let mut path = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(s) = state {
+            path.append_pair("state", s);
+        }
+        if let Some(c) = cursor {
+            path.append_pair("cursor", c);
+        }
+        let query = path.finish();
+        let path = if query.is_empty() { REQUESTS_PATH.to_string() } else { format!("{REQUESTS_PATH}?{query}") };
+        self.core.session().send_authorized(Method::GET, &path, None, None).await
+    }
+
+    pub async fn get(&self, id: &str) -> Result<serde_json::Value> {
+        self.core.session().send_authorized(Method::GET, &format!("{REQUESTS_PATH}/{id}"), None, None).await
+    }
+
+    /// Cancels a pending request (the resident's phone is told through the feed).
+    pub async fn cancel(&self, id: &str, reason: Option<&str>) -> Result<serde_json::Value> {
+        let body = serde_json::to_vec(&serde_json::json!({ "reason": reason })).map_err(|e| Error::BadData(e.to_string()))?;
+        self.core
+            .session()
+            .send_authorized(Method::POST, &format!("{REQUESTS_PATH}/{id}/cancel"), Some((body, "application/json")), None)
+            .await
+    }
+
+    /// The verification bundle of a decided request: the decision statement, the device key's
+    /// attestation, the keys as PEM, what a third party needs to check it (docs/signatures.md).
+    pub async fn bundle(&self, id: &str) -> Result<serde_json::Value> {
+        self.core.session().send_authorized(Method::GET, &format!("{REQUESTS_PATH}/{id}/bundle"), None, None).await
+    }
+
+    /// The verification bundle of a signed case's dossier signature.
+    pub async fn case_bundle(&self, case_id: &str) -> Result<serde_json::Value> {
+        self.core
+            .session()
+            .send_authorized(Method::GET, &format!("v1/agency/cases/{case_id}/signature-bundle"), None, None)
+            .await
+    }
+}
