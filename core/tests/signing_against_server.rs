@@ -1,0 +1,180 @@
+//! Document signing on the real server: the demo agency (`staff`) creates a request with a PDF,
+//! the resident (`lan`) pulls it, reads the document offline, approves while the server is down,
+//! and the decision goes when it is back; the agency downloads a bundle that verifies with the
+//! keys it carries. A request cancelled while the phone was offline: the queued approval is
+//! refused cleanly and the resident is told why.
+
+use base64::Engine;
+use congdan_core::crypto::{Algorithm, PublicKey};
+use congdan_core::identity::dev_browser;
+use congdan_core::platform::{Keystore, Platform, SoftwareKeystore};
+use congdan_core::signing::agency::NewSignatureRequest;
+use congdan_core::signing::public_key_pem;
+use congdan_core::signing::wire::{sha256, summary_hash, verify_decision, Intent};
+use congdan_core::signing::{DecisionStatus, Refusal, RequestState};
+use congdan_core::{Core, CoreConfig, Error};
+use congdan_server::{RunningServer, ServerConfig};
+
+const REDIRECT: &str = "http://127.0.0.1:1/callback";
+const LAN_NID: &str = "079165012345";
+const SUMMARY: &str = "Biên bản bàn giao căn hộ A-1203 cho bà Nguyễn Thị Lan.";
+
+fn config(dir: &std::path::Path, listen: std::net::SocketAddr) -> ServerConfig {
+    let mut config = ServerConfig::embedded(dir);
+    config.listen = listen;
+    config
+}
+
+fn phone(dir: &std::path::Path, url: &str) -> Core {
+    Core::open(CoreConfig::new(dir, url), Platform::software(dir).unwrap()).unwrap()
+}
+
+async fn login(core: &Core, user: &str) {
+    let request = core.identity().login_start(REDIRECT).unwrap();
+    let callback = dev_browser::demo_login(&request.authorize_url, user, "demo", REDIRECT).await.unwrap();
+    core.identity().login_finish(&callback).await.unwrap();
+}
+
+fn quiet(_: congdan_core::sync::SyncProgress) -> bool {
+    true
+}
+
+fn pdf(text: &str) -> Vec<u8> {
+    format!("%PDF-1.4\n% {text}\n%%EOF\n").into_bytes()
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn new_request(title: &str) -> NewSignatureRequest {
+    NewSignatureRequest {
+        resident_national_id: LAN_NID.into(),
+        title: title.into(),
+        summary: SUMMARY.into(),
+        purpose: "Xác nhận đã nhận bàn giao".into(),
+        expires_at: now_secs() + 7 * 86_400,
+        agency_code: None,
+    }
+}
+
+fn make_due(core: &Core) {
+    core.store()
+        .write("test", |tx| {
+            tx.execute("UPDATE outbox SET next_attempt_at = 0 WHERE state = 'waiting'", [])
+                .map_err(|source| Error::Database { context: "test", source })
+        })
+        .unwrap();
+}
+
+async fn restart(dir: &std::path::Path, addr: std::net::SocketAddr) -> RunningServer {
+    congdan_server::start(config(dir, addr)).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approved_offline_sent_later_and_verified_by_the_agency() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server_dir = tmp.path().join("server");
+    let s = congdan_server::start(config(&server_dir, "127.0.0.1:0".parse().unwrap())).await.unwrap();
+    let addr = s.addr;
+    let lan = phone(&tmp.path().join("lan"), &s.url());
+    login(&lan, "lan").await;
+    let staff = phone(&tmp.path().join("staff"), &s.url());
+    login(&staff, "staff").await;
+
+    let document = pdf("bien ban ban giao A-1203");
+    let created = staff.signing().agency().create(&new_request("Bàn giao căn hộ"), &document).await.unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+
+    lan.sync(&quiet).await.unwrap();
+    let info = lan.signing().get(&id).unwrap();
+    assert_eq!(info.request.summary, SUMMARY);
+    assert_eq!(info.request.state, RequestState::Pending);
+    let path = lan.signing().fetch_document(&id).await.unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), document);
+
+    // Offline from here: the document is readable and the approval is signed and queued.
+    s.shutdown().await;
+    let info = lan.signing().get(&id).unwrap();
+    assert_eq!(std::fs::read(info.document_path.unwrap()).unwrap(), document);
+    let key = lan.signing().approve(&id).unwrap();
+    let report = lan.send_outbox().await.unwrap();
+    assert_eq!(report.sent, 0);
+    assert_eq!(lan.signing().get(&id).unwrap().decision_status, DecisionStatus::Queued);
+
+    // Back online: sent once, accepted, the state follows.
+    let s = restart(&server_dir, addr).await;
+    make_due(&lan);
+    let report = lan.send_outbox().await.unwrap();
+    assert_eq!(report.sent, 1, "{report:?}");
+    let info = lan.signing().get(&id).unwrap();
+    assert_eq!(info.decision_status, DecisionStatus::Sent);
+    assert_eq!(info.request.state, RequestState::Signed);
+    lan.sync(&quiet).await.unwrap();
+    assert_eq!(lan.signing().get(&id).unwrap().request.state, RequestState::Signed);
+    assert!(lan.signing().outbox(&id).unwrap().iter().any(|i| i.idempotency_key == key));
+
+    // The agency's bundle: the decision verifies with the device key it carries, over the
+    // document and summary the agency sent.
+    let bundle = staff.signing().agency().bundle(&id).await.unwrap();
+    let decoded = &bundle["decoded"];
+    assert_eq!(decoded["intent"], "approve");
+    assert_eq!(decoded["document_sha256"], congdan_core::crypto::hex(&sha256(&document)));
+    assert_eq!(decoded["summary_sha256"], congdan_core::crypto::hex(&summary_hash(SUMMARY)));
+    let statement = base64::engine::general_purpose::STANDARD
+        .decode(bundle["decision"]["statement"].as_str().unwrap())
+        .unwrap();
+    let device = device_key(&tmp.path().join("lan"));
+    assert_eq!(bundle["decision"]["public_key_pem"].as_str().unwrap(), public_key_pem(&device).unwrap());
+    let verified = verify_decision(&statement, &vec![(device.default_key_id(), device)]).unwrap();
+    assert_eq!(verified.decision.intent, Intent::Approve);
+    assert_eq!(verified.decision.request_id, id);
+    assert_eq!(verified.decision.document_sha256, sha256(&document));
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_queued_while_the_agency_cancelled_is_refused_with_the_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server_dir = tmp.path().join("server");
+    let s = congdan_server::start(config(&server_dir, "127.0.0.1:0".parse().unwrap())).await.unwrap();
+    let addr = s.addr;
+    let lan = phone(&tmp.path().join("lan"), &s.url());
+    login(&lan, "lan").await;
+    let staff = phone(&tmp.path().join("staff"), &s.url());
+    login(&staff, "staff").await;
+
+    let created = staff.signing().agency().create(&new_request("Hợp đồng thuê"), &pdf("hop dong")).await.unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    lan.sync(&quiet).await.unwrap();
+    lan.signing().fetch_document(&id).await.unwrap();
+
+    // The phone goes offline (its server address no longer answers); meanwhile the agency
+    // cancels; the resident approves offline.
+    staff.signing().agency().cancel(&id, Some("Gửi nhầm")).await.unwrap();
+    s.shutdown().await;
+    lan.signing().approve(&id).unwrap();
+
+    let s = restart(&server_dir, addr).await;
+    make_due(&lan);
+    let report = lan.send_outbox().await.unwrap();
+    assert_eq!(report.rejected, 1, "{report:?}");
+    let info = lan.signing().get(&id).unwrap();
+    assert_eq!(info.decision_status, DecisionStatus::Refused);
+    assert_eq!(info.refusal, Some(Refusal::RequestCancelled));
+    assert_eq!(info.request.state, RequestState::Cancelled);
+    let problem = congdan_core::signing::refusal_message(Refusal::RequestCancelled);
+    assert_eq!(problem, ("Cơ quan đã hủy yêu cầu ký.", "The agency cancelled the signature request."));
+    // The feed agrees, with the agency's reason.
+    lan.sync(&quiet).await.unwrap();
+    let info = lan.signing().get(&id).unwrap();
+    assert_eq!(info.request.state, RequestState::Cancelled);
+    assert_eq!(info.state_reason.as_deref(), Some("Gửi nhầm"));
+    s.shutdown().await;
+}
+
+/// The phone's device key, read from its software keystore (the one `phone` opened).
+fn device_key(dir: &std::path::Path) -> PublicKey {
+    let keystore = SoftwareKeystore::open(dir).unwrap();
+    PublicKey { algorithm: Algorithm::EcdsaP256Sha256, bytes: keystore.device_public_key().unwrap() }
+}
