@@ -43,17 +43,18 @@ fn mismatch(code: &'static str, message: &'static str, message_vi: &'static str)
     Refused { code, status: 422, message, message_vi }
 }
 
+/// What a submission says, to check its signature against.
+pub struct Submitted<'a> {
+    pub account_id: &'a str,
+    pub procedure_code: &'a str,
+    pub draft_id: &'a str,
+    pub values: &'a BTreeMap<String, FormValue>,
+    pub attachments: &'a BTreeMap<String, Vec<String>>,
+}
+
 /// The checks of a dossier signature against what was submitted, in the order of a decision's.
-pub fn check(
-    statement: &[u8],
-    keys: &DeviceKeys,
-    account_id: &str,
-    procedure_code: &str,
-    draft_id: &str,
-    values: &BTreeMap<String, FormValue>,
-    attachments: &BTreeMap<String, Vec<String>>,
-    now_secs: i64,
-) -> Result<VerifiedDossierSignature, Refused> {
+pub fn check(statement: &[u8], keys: &DeviceKeys, submitted: &Submitted<'_>, now_secs: i64) -> Result<VerifiedDossierSignature, Refused> {
+    let Submitted { account_id, procedure_code, draft_id, values, attachments } = *submitted;
     let verified = verify_dossier_signature(statement, keys).map_err(|e| match e {
         SigningError::Statement(StatementError::UnknownKey) => Refused::of(Refusal::DeviceKeyUnknown),
         _ => Refused::of(Refusal::SignatureInvalid),
@@ -105,7 +106,8 @@ pub async fn verify_submission(
     };
     let keys = device_keys::for_account(&state.db, &caller.account_id).await?;
     let now = now_millis() / 1000;
-    Ok(check(&bytes, &keys, &caller.account_id, procedure_code, draft_id, values, attachments, now).map(Some).map_err(refusal))
+    let submitted = Submitted { account_id: &caller.account_id, procedure_code, draft_id, values, attachments };
+    Ok(check(&bytes, &keys, &submitted, now).map(Some).map_err(refusal))
 }
 
 /// Keeps a verified signature of case `case_id` (before the case is written: a case is never
