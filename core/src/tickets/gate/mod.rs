@@ -95,16 +95,16 @@ pub struct GateConfig {
 }
 
 impl GateConfig {
-    /// Defaults for a gate of `station_id`: 30 s slots with 15 s tolerance, a 5-minute clock
-    /// window, 20 minutes of pass-back, 3 hours to exit after validity.
+    /// Defaults for a gate of `station_id`: the phone's slot length (20 s) with 10 s tolerance,
+    /// a 5-minute clock window, 20 minutes of pass-back, 3 hours to exit after validity.
     pub fn new(station_id: u64, gate_id: &str, direction: Direction) -> GateConfig {
         GateConfig {
             station_id,
             gate_id: gate_id.to_string(),
             direction,
             station_group: station_id,
-            slot_length_s: 30,
-            slot_tolerance_s: 15,
+            slot_length_s: crate::tickets::DEFAULT_SLOT_SECONDS as u64,
+            slot_tolerance_s: 10,
             clock_window_s: 300,
             pass_back_window_s: 20 * 60,
             exit_grace_s: 3 * 3600,
