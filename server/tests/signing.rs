@@ -239,6 +239,14 @@ on_both_backends!(agencies_create_list_and_cancel_only_their_own_requests, |b: B
     assert_eq!(only_cancelled["requests"].as_array().unwrap().len(), 1);
     let pending: Value = staff.request("GET", "/v1/agency/signature-requests?state=pending", None).await.json().await.unwrap();
     assert_eq!(pending["requests"][0]["id"], second["id"]);
+
+    // At most 100 open requests per resident: the next one waits until some are answered.
+    for i in 1..100 {
+        create(&mut staff, &request_body(&sha, &format!("Yêu cầu {i}"))).await;
+    }
+    let r = staff.request("POST", "/v1/agency/signature-requests", Some(&request_body(&sha, "Một nữa"))).await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(error_code(r).await, "too_many_open_requests");
     server.shutdown().await;
 });
 

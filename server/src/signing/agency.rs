@@ -35,6 +35,8 @@ pub const MIN_VALIDITY_SECS: i64 = 60;
 pub const MAX_VALIDITY_SECS: i64 = 90 * 86_400;
 const MAX_LINK_CHARS: usize = 2000;
 const MAX_REASON_CHARS: usize = 500;
+/// Open requests one resident may have at once: a resident's phone is not a mailbox to flood.
+pub const MAX_OPEN_PER_RESIDENT: i64 = 100;
 
 /// The agency codes the caller acts for; 403 `forbidden` if none.
 pub(crate) fn agency_codes(caller: &Authenticated) -> Result<Vec<String>, Rejection> {
@@ -144,6 +146,15 @@ pub async fn create(State(state): State<AppState>, caller: Authenticated, body: 
     let account_id = store::account_by_national_id(&state.db, &input.resident_national_id)
         .await?
         .ok_or_else(|| ApiError::not_found("resident_not_found", "no resident with this national ID number uses the app"))?;
+    if store::open_for_resident(&state.db, &account_id, now).await? >= MAX_OPEN_PER_RESIDENT {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_open_requests",
+            format!("the resident already has {MAX_OPEN_PER_RESIDENT} open signature requests"),
+            "Người dân đang có quá nhiều yêu cầu ký chưa trả lời.",
+        )
+        .into());
+    }
     let row = RequestRow {
         id: uuid::Uuid::new_v4().to_string(),
         agency_code: agency,

@@ -454,3 +454,31 @@ pub async fn account_by_national_id(db: &Db, national_id: &str) -> DbResult<Opti
             .map(|r| r.get(0))),
     }
 }
+
+/// How many open (pending, unexpired) requests a resident has: creation is capped on it.
+pub async fn open_for_resident(db: &Db, account_id: &str, now_secs: i64) -> DbResult<i64> {
+    let ctx = "counting a resident's open signature requests";
+    let account = account_id.to_string();
+    match db {
+        Db::Sqlite(pool) => {
+            pool.read(ctx, move |c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM signature_requests WHERE account_id = ?1 AND state = 'pending' AND expires_at > ?2",
+                    rusqlite::params![account, now_secs],
+                    |r| r.get(0),
+                )
+            })
+            .await
+        }
+        Db::Postgres(pool) => Ok(pool
+            .client()
+            .await?
+            .query_one(
+                "SELECT COUNT(*) FROM signature_requests WHERE account_id = $1 AND state = 'pending' AND expires_at > $2",
+                &[&account, &now_secs],
+            )
+            .await
+            .map_err(postgres::q(ctx))?
+            .get(0)),
+    }
+}
