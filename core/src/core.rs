@@ -382,7 +382,7 @@ impl DraftsService {
         // The resident signs what is submitted (device key, with presence) before the submission's
         // transaction, which then checks the content is still the same. Anonymous reports and
         // a phone without a logged-in resident send no signature.
-        let (procedure_code, anonymous, values, attachments) =
+        let crate::drafts::commands::SubmissionContent { procedure_code, anonymous, values, attachments } =
             self.store().write("reading a draft to sign", |tx| crate::drafts::commands::content(tx, id))?;
         let session = self.core.session();
         let signed = match (anonymous, session.active_account()?) {

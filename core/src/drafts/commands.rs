@@ -19,12 +19,17 @@ pub(crate) fn route(kind: &str) -> Option<Route> {
     }
 }
 
+/// What a submission is signed over.
+pub(crate) struct SubmissionContent {
+    pub procedure_code: String,
+    pub anonymous: bool,
+    pub values: std::collections::BTreeMap<String, FieldValue>,
+    pub attachments: std::collections::BTreeMap<String, Vec<String>>,
+}
+
 /// What a submission is signed over, read before the resident is asked to sign (outside the
 /// submission's transaction: the presence prompt must not hold the database).
-pub(crate) fn content(
-    tx: &Transaction<'_>,
-    draft_id: &str,
-) -> Result<(String, bool, std::collections::BTreeMap<String, FieldValue>, std::collections::BTreeMap<String, Vec<String>>)> {
+pub(crate) fn content(tx: &Transaction<'_>, draft_id: &str) -> Result<SubmissionContent> {
     let (procedure_code, anonymous, state): (String, bool, String) = tx
         .query_row(
             "SELECT procedure_code, anonymous, state FROM drafts WHERE id = ?1 AND deleted_at IS NULL",
@@ -39,7 +44,12 @@ pub(crate) fn content(
     if !matches!(state.as_str(), "editing" | "rejected") {
         return Err(store::locked(if state == "submitting" { DraftState::Submitting } else { DraftState::Submitted }));
     }
-    Ok((procedure_code, anonymous, store::values_in(tx, draft_id)?, super::attachments::for_submission(tx, draft_id)?))
+    Ok(SubmissionContent {
+        procedure_code,
+        anonymous,
+        values: store::values_in(tx, draft_id)?,
+        attachments: super::attachments::for_submission(tx, draft_id)?,
+    })
 }
 
 /// Freezes the draft and queues its submission, in one transaction: either both happen or
