@@ -87,11 +87,12 @@ fn code_from_png(path: &PathBuf) -> Result<String, Error> {
 fn print_decision(en: bool, label: &str, decision: &Decision) {
     match decision {
         Decision::Accept(a) => {
-            let product = congdan_core::tickets::Product::from_code(a.product).map(|p| p.name()).unwrap_or("?");
+            let product = congdan_core::tickets::Product::from_code(a.product)
+                .map(|p| crate::ticket::product_name(en, p))
+                .unwrap_or("?");
             println!(
-                "{label}: {} — {} {product}, {} {} {}{}{}",
+                "{label}: {} — {product}, {} {} {}{}{}",
                 pick(en, "MỜI QUA", "ACCEPTED"),
-                pick(en, "vé", "ticket"),
                 pick(en, "còn", "valid for"),
                 a.remaining_s / 60,
                 pick(en, "phút", "minutes"),

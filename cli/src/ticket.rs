@@ -42,7 +42,7 @@ pub enum TicketAction {
     Stations,
 }
 
-fn product_name(en: bool, p: Product) -> &'static str {
+pub(crate) fn product_name(en: bool, p: Product) -> &'static str {
     match p {
         Product::SingleJourney => pick(en, "Vé lượt", "Single journey"),
         Product::DayPass => pick(en, "Vé 1 ngày", "Day pass"),
