@@ -147,3 +147,123 @@ pub fn check_decision(
     }
     Ok(Outcome::Accept(Box::new(verified)))
 }
+
+#[cfg(test)]
+mod tests {
+    use congdan_core::crypto::{hex, P256Signer, Signer};
+    use congdan_core::signing::wire::Intent;
+
+    use super::*;
+    use crate::identity::device_keys::DeviceKey;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn signer() -> P256Signer {
+        P256Signer::from_pkcs8(&P256Signer::generate_pkcs8().unwrap(), None).unwrap()
+    }
+
+    fn keys_of(s: &P256Signer, registered_at: i64, revoked_at: Option<i64>) -> DeviceKeys {
+        DeviceKeys(vec![DeviceKey {
+            account_id: "lan".into(),
+            jkt: "jkt".into(),
+            public_key: s.public_key().bytes,
+            key_id: s.key_id().to_vec(),
+            registered_at_ms: registered_at * 1000,
+            revoked_at_ms: revoked_at.map(|t| t * 1000),
+        }])
+    }
+
+    fn request() -> RequestRow {
+        RequestRow {
+            id: "r1".into(),
+            agency_code: "CONG-AN-PHUONG-XA".into(),
+            account_id: "lan".into(),
+            created_by: "staff".into(),
+            title: "t".into(),
+            summary: "Tóm tắt".into(),
+            purpose: "Mục đích".into(),
+            document_sha256: hex(&[7; 32]),
+            document_size: 10,
+            document_type: "application/pdf".into(),
+            document_link: None,
+            document_owner: Some("staff".into()),
+            created_at_ms: (NOW - 600) * 1000,
+            expires_at: NOW + 3600,
+            state: "pending".into(),
+            cancelled_at_ms: None,
+            cancel_reason: None,
+            decided_at_ms: None,
+            decision: None,
+            decision_signed_sha256: None,
+            decision_key_id: None,
+            decision_response: None,
+        }
+    }
+
+    fn decision(s: &P256Signer) -> Decision {
+        Decision {
+            request_id: "r1".into(),
+            agency_code: "CONG-AN-PHUONG-XA".into(),
+            document_sha256: [7; 32],
+            summary_sha256: summary_hash("Tóm tắt"),
+            intent: Intent::Approve,
+            purpose: "Mục đích".into(),
+            decline_reason: None,
+            account_id: "lan".into(),
+            device_key_id: s.key_id().to_vec(),
+            signed_at: NOW as u64,
+            expires_at: (NOW + 3600) as u64,
+        }
+    }
+
+    fn code(statement: &[u8], r: &RequestRow, keys: &DeviceKeys) -> &'static str {
+        match check_decision(statement, r, "lan", keys, NOW) {
+            Ok(Outcome::Accept(_)) => "accept",
+            Ok(Outcome::AlreadyRecorded) => "recorded",
+            Err(refused) => refused.code,
+        }
+    }
+
+    #[test]
+    fn checks_run_in_the_documented_order() {
+        let s = signer();
+        let keys = keys_of(&s, NOW - 86_400, None);
+        let good = decision(&s).sign(&s).unwrap();
+        assert_eq!(code(&good, &request(), &keys), "accept");
+        // A wrong document on a cancelled request: the field is checked before the state.
+        let mut d = decision(&s);
+        d.document_sha256 = [8; 32];
+        let mut cancelled = request();
+        cancelled.state = "cancelled".into();
+        assert_eq!(code(&d.sign(&s).unwrap(), &cancelled, &keys), "document_mismatch");
+        assert_eq!(code(&good, &cancelled, &keys), "request_cancelled");
+        // Revoked before signing beats any field; revoked after signing is fine.
+        assert_eq!(code(&d.sign(&s).unwrap(), &request(), &keys_of(&s, NOW - 86_400, Some(NOW - 1))), "device_key_revoked");
+        assert_eq!(code(&good, &request(), &keys_of(&s, NOW - 86_400, Some(NOW + 1))), "accept");
+        // Registered only after the signing time (beyond clock skew): not this resident's key then.
+        assert_eq!(code(&good, &request(), &keys_of(&s, NOW + 3600, None)), "device_key_unknown");
+        // Someone else's request: before even the signature.
+        let mut theirs = request();
+        theirs.account_id = "minh".into();
+        assert_eq!(code(b"not a statement", &theirs, &keys), "not_your_request");
+        assert_eq!(code(b"not a statement", &request(), &keys), "signature_invalid");
+        // Decided: the same signed bytes are recorded, anything else refused.
+        let mut decided = request();
+        decided.state = "signed".into();
+        decided.decision_signed_sha256 = Some(congdan_core::signing::wire::signed_bytes_sha256(&good).to_vec());
+        decided.decision_key_id = Some(s.key_id().to_vec());
+        assert_eq!(code(&good, &decided, &keys), "recorded");
+        assert_eq!(code(&decision(&s).sign(&s).unwrap(), &decided, &keys), "recorded", "ECDSA re-signing gives other signature bytes, same signed bytes");
+        let mut later = decision(&s);
+        later.signed_at += 1;
+        assert_eq!(code(&later.sign(&s).unwrap(), &decided, &keys), "already_decided");
+        // Expired: signed at the expiry is too late; signed before and sent later is not.
+        let mut expired = request();
+        expired.expires_at = NOW;
+        let mut d = decision(&s);
+        d.expires_at = NOW as u64;
+        assert_eq!(code(&d.sign(&s).unwrap(), &expired, &keys), "request_expired");
+        d.signed_at = (NOW - 1) as u64;
+        assert_eq!(code(&d.sign(&s).unwrap(), &expired, &keys), "accept");
+    }
+}
