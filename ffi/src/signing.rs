@@ -147,8 +147,63 @@ impl SigningApi {
         Ok(self.inner.decline(&id, reason.as_deref())?)
     }
 
+    /// The agency's side, for staff with a role `agency:<CODE>`.
+    pub fn agency(&self) -> std::sync::Arc<AgencySigningApi> {
+        std::sync::Arc::new(AgencySigningApi { inner: self.inner.agency() })
+    }
+
     /// The outbox commands of a request (its decision's state, a refusal's code).
     pub fn outbox(&self, id: String) -> Result<Vec<OutboxEntry>, CongdanError> {
         Ok(self.inner.outbox(&id)?.into_iter().map(OutboxEntry::from).collect())
+    }
+}
+
+/// A new signature request, as agency staff fill it in.
+#[derive(uniffi::Record)]
+pub struct NewSigningRequest {
+    /// The resident's 12-digit national ID number (they must have logged in once).
+    pub resident_national_id: String,
+    pub title: String,
+    /// The text the resident reads before signing.
+    pub summary: String,
+    pub purpose: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+/// The agency's side of signature requests (staff with a role `agency:<CODE>`), online only.
+#[derive(uniffi::Object)]
+pub struct AgencySigningApi {
+    pub(crate) inner: congdan_core::signing::agency::AgencySigning,
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl AgencySigningApi {
+    /// Uploads the PDF and asks the resident to sign it. Returns the request id.
+    pub async fn create(&self, request: NewSigningRequest, pdf: Vec<u8>) -> Result<String, CongdanError> {
+        let new = congdan_core::signing::agency::NewSignatureRequest {
+            resident_national_id: request.resident_national_id,
+            title: request.title,
+            summary: request.summary,
+            purpose: request.purpose,
+            expires_at: request.expires_at,
+            agency_code: None,
+        };
+        let created = self.inner.create(&new, &pdf).await?;
+        created["id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| congdan_core::Error::BadData("created request without an id".into()).into())
+    }
+
+    /// Cancels a pending request; the resident's phone learns it through the feed.
+    pub async fn cancel(&self, id: String, reason: Option<String>) -> Result<(), CongdanError> {
+        self.inner.cancel(&id, reason.as_deref()).await?;
+        Ok(())
+    }
+
+    /// The verification bundle of a decided request, as JSON (docs/api.md).
+    pub async fn bundle_json(&self, id: String) -> Result<String, CongdanError> {
+        Ok(self.inner.bundle(&id).await?.to_string())
     }
 }

@@ -840,6 +840,190 @@ public func FfiConverterTypeAgencyApi_lower(_ value: AgencyApi) -> UInt64 {
 
 
 /**
+ * The agency's side of signature requests (staff with a role `agency:<CODE>`), online only.
+ */
+public protocol AgencySigningApiProtocol: AnyObject, Sendable {
+    
+    /**
+     * The verification bundle of a decided request, as JSON (docs/api.md).
+     */
+    func bundleJson(id: String) async throws  -> String
+    
+    /**
+     * Cancels a pending request; the resident's phone learns it through the feed.
+     */
+    func cancel(id: String, reason: String?) async throws 
+    
+    /**
+     * Uploads the PDF and asks the resident to sign it. Returns the request id.
+     */
+    func create(request: NewSigningRequest, pdf: Data) async throws  -> String
+    
+}
+/**
+ * The agency's side of signature requests (staff with a role `agency:<CODE>`), online only.
+ */
+open class AgencySigningApi: AgencySigningApiProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_congdan_ffi_fn_clone_agencysigningapi(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_congdan_ffi_fn_free_agencysigningapi(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The verification bundle of a decided request, as JSON (docs/api.md).
+     */
+open func bundleJson(id: String)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_congdan_ffi_fn_method_agencysigningapi_bundle_json(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_congdan_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_congdan_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_congdan_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeCongdanError_lift
+        )
+}
+    
+    /**
+     * Cancels a pending request; the resident's phone learns it through the feed.
+     */
+open func cancel(id: String, reason: String?)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_congdan_ffi_fn_method_agencysigningapi_cancel(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id),FfiConverterOptionString.lower(reason)
+                )
+            },
+            pollFunc: ffi_congdan_ffi_rust_future_poll_void,
+            completeFunc: ffi_congdan_ffi_rust_future_complete_void,
+            freeFunc: ffi_congdan_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeCongdanError_lift
+        )
+}
+    
+    /**
+     * Uploads the PDF and asks the resident to sign it. Returns the request id.
+     */
+open func create(request: NewSigningRequest, pdf: Data)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_congdan_ffi_fn_method_agencysigningapi_create(
+                        self.uniffiCloneHandle(),FfiConverterTypeNewSigningRequest_lower(request),FfiConverterData.lower(pdf)
+                )
+            },
+            pollFunc: ffi_congdan_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_congdan_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_congdan_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeCongdanError_lift
+        )
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAgencySigningApi: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = AgencySigningApi
+
+    public static func lift(_ handle: UInt64) throws -> AgencySigningApi {
+        return AgencySigningApi(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: AgencySigningApi) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AgencySigningApi {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: AgencySigningApi, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAgencySigningApi_lift(_ handle: UInt64) throws -> AgencySigningApi {
+    return try FfiConverterTypeAgencySigningApi.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAgencySigningApi_lower(_ value: AgencySigningApi) -> UInt64 {
+    return FfiConverterTypeAgencySigningApi.lower(value)
+}
+
+
+
+
+
+
+/**
  * Offline reads of the cached catalog. Cheap, synchronous calls: safe on the UI thread of a
  * low-end phone for a catalog of this size, but shells may move them off it.
  */
@@ -2779,6 +2963,11 @@ public func FfiConverterTypeNetworkMonitor_lower(_ value: NetworkMonitor) -> UIn
 public protocol SigningApiProtocol: AnyObject, Sendable {
     
     /**
+     * The agency's side, for staff with a role `agency:<CODE>`.
+     */
+    func agency()  -> AgencySigningApi
+    
+    /**
      * Approves: signs with the device key after the system's presence prompt (call it off the
      * main thread), queued and sent now or when the network is back. Returns the command's key.
      */
@@ -2863,6 +3052,18 @@ open class SigningApi: SigningApiProtocol, @unchecked Sendable {
 
     
 
+    
+    /**
+     * The agency's side, for staff with a role `agency:<CODE>`.
+     */
+open func agency() -> AgencySigningApi  {
+    return try!  FfiConverterTypeAgencySigningApi_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_signingapi_agency(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
     
     /**
      * Approves: signs with the device key after the system's presence prompt (call it off the
@@ -5288,6 +5489,93 @@ public func FfiConverterTypeMetroStation_lift(_ buf: RustBuffer) throws -> Metro
 #endif
 public func FfiConverterTypeMetroStation_lower(_ value: MetroStation) -> RustBuffer {
     return FfiConverterTypeMetroStation.lower(value)
+}
+
+
+/**
+ * A new signature request, as agency staff fill it in.
+ */
+public struct NewSigningRequest: Equatable, Hashable {
+    /**
+     * The resident's 12-digit national ID number (they must have logged in once).
+     */
+    public var residentNationalId: String
+    public var title: String
+    /**
+     * The text the resident reads before signing.
+     */
+    public var summary: String
+    public var purpose: String
+    /**
+     * Unix seconds.
+     */
+    public var expiresAt: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The resident's 12-digit national ID number (they must have logged in once).
+         */residentNationalId: String, title: String, 
+        /**
+         * The text the resident reads before signing.
+         */summary: String, purpose: String, 
+        /**
+         * Unix seconds.
+         */expiresAt: UInt64) {
+        self.residentNationalId = residentNationalId
+        self.title = title
+        self.summary = summary
+        self.purpose = purpose
+        self.expiresAt = expiresAt
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension NewSigningRequest: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeNewSigningRequest: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> NewSigningRequest {
+        return
+            try NewSigningRequest(
+                residentNationalId: FfiConverterString.read(from: &buf), 
+                title: FfiConverterString.read(from: &buf), 
+                summary: FfiConverterString.read(from: &buf), 
+                purpose: FfiConverterString.read(from: &buf), 
+                expiresAt: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: NewSigningRequest, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.residentNationalId, into: &buf)
+        FfiConverterString.write(value.title, into: &buf)
+        FfiConverterString.write(value.summary, into: &buf)
+        FfiConverterString.write(value.purpose, into: &buf)
+        FfiConverterUInt64.write(value.expiresAt, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNewSigningRequest_lift(_ buf: RustBuffer) throws -> NewSigningRequest {
+    return try FfiConverterTypeNewSigningRequest.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNewSigningRequest_lower(_ value: NewSigningRequest) -> RustBuffer {
+    return FfiConverterTypeNewSigningRequest.lower(value)
 }
 
 

@@ -708,6 +708,31 @@ void uniffi_congdan_ffi_fn_init_callback_vtable_syncprogresslistener(const Uniff
 int8_t uniffi_congdan_ffi_fn_method_syncprogresslistener_on_progress(uint64_t ptr, RustBuffer progress, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_AGENCYSIGNINGAPI
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_AGENCYSIGNINGAPI
+uint64_t uniffi_congdan_ffi_fn_clone_agencysigningapi(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_FREE_AGENCYSIGNINGAPI
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_FREE_AGENCYSIGNINGAPI
+void uniffi_congdan_ffi_fn_free_agencysigningapi(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYSIGNINGAPI_BUNDLE_JSON
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYSIGNINGAPI_BUNDLE_JSON
+uint64_t uniffi_congdan_ffi_fn_method_agencysigningapi_bundle_json(uint64_t ptr, RustBuffer id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYSIGNINGAPI_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYSIGNINGAPI_CANCEL
+uint64_t uniffi_congdan_ffi_fn_method_agencysigningapi_cancel(uint64_t ptr, RustBuffer id, RustBuffer reason
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYSIGNINGAPI_CREATE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYSIGNINGAPI_CREATE
+uint64_t uniffi_congdan_ffi_fn_method_agencysigningapi_create(uint64_t ptr, RustBuffer request, RustBuffer pdf
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_SIGNINGAPI
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_SIGNINGAPI
 uint64_t uniffi_congdan_ffi_fn_clone_signingapi(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -716,6 +741,11 @@ uint64_t uniffi_congdan_ffi_fn_clone_signingapi(uint64_t handle, RustCallStatus 
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_FREE_SIGNINGAPI
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_FREE_SIGNINGAPI
 void uniffi_congdan_ffi_fn_free_signingapi(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_SIGNINGAPI_AGENCY
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_SIGNINGAPI_AGENCY
+uint64_t uniffi_congdan_ffi_fn_method_signingapi_agency(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_SIGNINGAPI_APPROVE
@@ -1379,6 +1409,30 @@ uint16_t uniffi_congdan_ffi_checksum_method_networkmonitor_current_state(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_SYNCPROGRESSLISTENER_ON_PROGRESS
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_SYNCPROGRESSLISTENER_ON_PROGRESS
 uint16_t uniffi_congdan_ffi_checksum_method_syncprogresslistener_on_progress(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYSIGNINGAPI_BUNDLE_JSON
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYSIGNINGAPI_BUNDLE_JSON
+uint16_t uniffi_congdan_ffi_checksum_method_agencysigningapi_bundle_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYSIGNINGAPI_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYSIGNINGAPI_CANCEL
+uint16_t uniffi_congdan_ffi_checksum_method_agencysigningapi_cancel(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYSIGNINGAPI_CREATE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYSIGNINGAPI_CREATE
+uint16_t uniffi_congdan_ffi_checksum_method_agencysigningapi_create(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_SIGNINGAPI_AGENCY
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_SIGNINGAPI_AGENCY
+uint16_t uniffi_congdan_ffi_checksum_method_signingapi_agency(void
     
 );
 #endif

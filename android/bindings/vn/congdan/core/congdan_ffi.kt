@@ -879,6 +879,14 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_syncprogresslistener_on_progress(
     ): Int
+    external fun uniffi_congdan_ffi_checksum_method_agencysigningapi_bundle_json(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_agencysigningapi_cancel(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_agencysigningapi_create(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_signingapi_agency(
+    ): Int
     external fun uniffi_congdan_ffi_checksum_method_signingapi_approve(
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_signingapi_decline(
@@ -1088,10 +1096,22 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_congdan_ffi_fn_method_syncprogresslistener_on_progress(`ptr`: Long,`progress`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
+    external fun uniffi_congdan_ffi_fn_clone_agencysigningapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_congdan_ffi_fn_free_agencysigningapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_congdan_ffi_fn_method_agencysigningapi_bundle_json(`ptr`: Long,`id`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_congdan_ffi_fn_method_agencysigningapi_cancel(`ptr`: Long,`id`: RustBuffer.ByValue,`reason`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_congdan_ffi_fn_method_agencysigningapi_create(`ptr`: Long,`request`: RustBuffer.ByValue,`pdf`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_congdan_ffi_fn_clone_signingapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_congdan_ffi_fn_free_signingapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_congdan_ffi_fn_method_signingapi_agency(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_congdan_ffi_fn_method_signingapi_approve(`ptr`: Long,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_congdan_ffi_fn_method_signingapi_decline(`ptr`: Long,`id`: RustBuffer.ByValue,`reason`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -2037,6 +2057,345 @@ public object FfiConverterTypeAgencyApi: FfiConverter<AgencyApi, Long> {
     override fun allocationSize(value: AgencyApi) = 8UL
 
     override fun write(value: AgencyApi, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * The agency's side of signature requests (staff with a role `agency:<CODE>`), online only.
+ */
+public interface AgencySigningApiInterface {
+    
+    /**
+     * The verification bundle of a decided request, as JSON (docs/api.md).
+     */
+    suspend fun `bundleJson`(`id`: kotlin.String): kotlin.String
+    
+    /**
+     * Cancels a pending request; the resident's phone learns it through the feed.
+     */
+    suspend fun `cancel`(`id`: kotlin.String, `reason`: kotlin.String?)
+    
+    /**
+     * Uploads the PDF and asks the resident to sign it. Returns the request id.
+     */
+    suspend fun `create`(`request`: NewSigningRequest, `pdf`: kotlin.ByteArray): kotlin.String
+    
+    companion object
+}
+
+/**
+ * The agency's side of signature requests (staff with a role `agency:<CODE>`), online only.
+ */
+open class AgencySigningApi: Disposable, AutoCloseable, AgencySigningApiInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_congdan_ffi_fn_free_agencysigningapi(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_congdan_ffi_fn_clone_agencysigningapi(handle, status)
+        }
+    }
+
+    
+    /**
+     * The verification bundle of a decided request, as JSON (docs/api.md).
+     */
+    @Throws(CongdanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `bundleJson`(`id`: kotlin.String) : kotlin.String {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_congdan_ffi_fn_method_agencysigningapi_bundle_json(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`id`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_congdan_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterString.lift(it) },
+        // Error FFI converter
+        CongdanException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Cancels a pending request; the resident's phone learns it through the feed.
+     */
+    @Throws(CongdanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `cancel`(`id`: kotlin.String, `reason`: kotlin.String?) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_congdan_ffi_fn_method_agencysigningapi_cancel(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`id`),
+        FfiConverterOptionalString.lower(`reason`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_congdan_ffi_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        CongdanException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Uploads the PDF and asks the resident to sign it. Returns the request id.
+     */
+    @Throws(CongdanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `create`(`request`: NewSigningRequest, `pdf`: kotlin.ByteArray) : kotlin.String {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_congdan_ffi_fn_method_agencysigningapi_create(
+                uniffiHandle,
+                
+        FfiConverterTypeNewSigningRequest.lower(`request`),
+        FfiConverterByteArray.lower(`pdf`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_congdan_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterString.lift(it) },
+        // Error FFI converter
+        CongdanException.ErrorHandler,
+    )
+    }
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAgencySigningApi: FfiConverter<AgencySigningApi, Long> {
+    override fun lower(value: AgencySigningApi): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): AgencySigningApi {
+        return AgencySigningApi(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): AgencySigningApi {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: AgencySigningApi) = 8UL
+
+    override fun write(value: AgencySigningApi, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -5187,6 +5546,11 @@ public object FfiConverterTypeNetworkMonitor: FfiConverter<NetworkMonitor, Long>
 public interface SigningApiInterface {
     
     /**
+     * The agency's side, for staff with a role `agency:<CODE>`.
+     */
+    fun `agency`(): AgencySigningApi
+    
+    /**
      * Approves: signs with the device key after the system's presence prompt (call it off the
      * main thread), queued and sent now or when the network is back. Returns the command's key.
      */
@@ -5321,6 +5685,22 @@ open class SigningApi: Disposable, AutoCloseable, SigningApiInterface
             UniffiLib.uniffi_congdan_ffi_fn_clone_signingapi(handle, status)
         }
     }
+
+    
+    /**
+     * The agency's side, for staff with a role `agency:<CODE>`.
+     */override fun `agency`(): AgencySigningApi {
+            return FfiConverterTypeAgencySigningApi.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_signingapi_agency(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
 
     
     /**
@@ -7678,6 +8058,71 @@ public object FfiConverterTypeMetroStation: FfiConverterRustBuffer<MetroStation>
             FfiConverterString.write(value.`nameVi`, buf)
             FfiConverterString.write(value.`nameEn`, buf)
             FfiConverterUInt.write(value.`positionM`, buf)
+    }
+}
+
+
+
+/**
+ * A new signature request, as agency staff fill it in.
+ */
+data class NewSigningRequest (
+    /**
+     * The resident's 12-digit national ID number (they must have logged in once).
+     */
+    var `residentNationalId`: kotlin.String
+    , 
+    var `title`: kotlin.String
+    , 
+    /**
+     * The text the resident reads before signing.
+     */
+    var `summary`: kotlin.String
+    , 
+    var `purpose`: kotlin.String
+    , 
+    /**
+     * Unix seconds.
+     */
+    var `expiresAt`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeNewSigningRequest: FfiConverterRustBuffer<NewSigningRequest> {
+    override fun read(buf: ByteBuffer): NewSigningRequest {
+        return NewSigningRequest(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: NewSigningRequest) = (
+            FfiConverterString.allocationSize(value.`residentNationalId`) +
+            FfiConverterString.allocationSize(value.`title`) +
+            FfiConverterString.allocationSize(value.`summary`) +
+            FfiConverterString.allocationSize(value.`purpose`) +
+            FfiConverterULong.allocationSize(value.`expiresAt`)
+    )
+
+    override fun write(value: NewSigningRequest, buf: ByteBuffer) {
+            FfiConverterString.write(value.`residentNationalId`, buf)
+            FfiConverterString.write(value.`title`, buf)
+            FfiConverterString.write(value.`summary`, buf)
+            FfiConverterString.write(value.`purpose`, buf)
+            FfiConverterULong.write(value.`expiresAt`, buf)
     }
 }
 
