@@ -13,11 +13,20 @@ use crate::sync::wire::Change;
 /// Reasons are shown as they come; a server never needs more than this.
 const MAX_REASON_CHARS: usize = 500;
 
+/// 1 to 128 letters, digits, `-` or `_`: safe as one segment of a URL path.
+pub(crate) fn is_safe_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 pub(crate) fn apply(tx: &Transaction<'_>, change: &Change) -> Result<()> {
     match change.kind.as_str() {
         REQUEST_CHANGE => {
             let view: SignatureRequestView = serde_json::from_value(change.data.clone())
                 .map_err(|e| Error::BadData(format!("{REQUEST_CHANGE}: {e}")))?;
+            // The id goes into request paths (`v1/signature-requests/{id}/document`).
+            if !is_safe_id(&view.id) {
+                return Err(Error::BadData(format!("{REQUEST_CHANGE}: request id is not a plain identifier")));
+            }
             let sha = &view.document.sha256;
             if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(Error::BadData(format!("{REQUEST_CHANGE}: document sha256 is not 64 hex digits")));

@@ -264,6 +264,19 @@ fn the_state_change_from_the_feed_settles_the_request() {
         has_more: false,
     };
     assert!(matches!(apply_page(phone.core.store(), &page, "account:test", false), Err(Error::BadData(_))));
+    // An id that is not a plain identifier never reaches a request path.
+    let page = FeedPage {
+        feed: ACCOUNT_FEED.into(),
+        changes: vec![Change {
+            seq: 5,
+            kind: "signature.request".into(),
+            key: "x".into(),
+            data: request_json("../../v1/blobs", later(), "pending"),
+        }],
+        cursor: encode_cursor(5),
+        has_more: false,
+    };
+    assert!(matches!(apply_page(phone.core.store(), &page, "account:test", false), Err(Error::BadData(_))));
 }
 
 /// Caches a procedure `CT-TAM-TRU` with one required field, as a catalog sync would.
