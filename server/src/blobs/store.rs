@@ -200,35 +200,10 @@ pub async fn append(db: &Db, account: &str, sha256: &str, offset: i64, data: Vec
     }
 }
 
-/// The chunk starting at `start`, if there is one (reads the blob one chunk at a time).
+/// The chunk starting exactly at `start`, if there is one (reads a blob one chunk at a time; a
+/// chunk starting earlier means one went missing).
 pub async fn chunk_at(db: &Db, account: &str, sha256: &str, start: i64) -> DbResult<Option<Vec<u8>>> {
-    let ctx = "reading a chunk";
-    match db {
-        Db::Sqlite(pool) => {
-            let (account, sha256) = (account.to_string(), sha256.to_string());
-            pool.read(ctx, move |c| {
-                use rusqlite::OptionalExtension;
-                c.query_row(
-                    "SELECT data FROM blob_chunks WHERE account_id = ?1 AND sha256 = ?2 AND start_byte = ?3",
-                    rusqlite::params![account, sha256, start],
-                    |r| r.get(0),
-                )
-                .optional()
-            })
-            .await
-        }
-        Db::Postgres(pool) => {
-            let client = pool.client().await?;
-            let row = client
-                .query_opt(
-                    "SELECT data FROM blob_chunks WHERE account_id = $1 AND sha256 = $2 AND start_byte = $3",
-                    &[&account, &sha256, &start],
-                )
-                .await
-                .map_err(postgres::q(ctx))?;
-            Ok(row.map(|r| r.get(0)))
-        }
-    }
+    Ok(chunk_covering(db, account, sha256, start).await?.filter(|(first, _)| *first == start).map(|(_, data)| data))
 }
 
 pub async fn mark_complete(db: &Db, account: &str, sha256: &str) -> DbResult<()> {
