@@ -10,34 +10,14 @@ use std::sync::Arc;
 use common::{is_request, Fault, FaultProxy};
 use congdan_core::drafts::store::DraftState;
 use congdan_core::drafts::validation::{FieldValue, IssueCode};
-use congdan_core::identity::dev_browser;
 use congdan_core::outbox::OutboxState;
 use congdan_core::platform::Platform;
 use congdan_core::{Core, CoreConfig, Error};
 use congdan_server::db::Db;
-use congdan_server::{RunningServer, ServerConfig};
+use congdan_server::RunningServer;
 
-const REDIRECT: &str = "http://127.0.0.1:1/callback";
-
-fn config(dir: &std::path::Path) -> ServerConfig {
-    let mut config = ServerConfig::embedded(dir);
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config
-}
-
-fn phone(dir: &std::path::Path, url: &str) -> Core {
-    Core::open(CoreConfig::new(dir, url), Platform::software(dir).unwrap()).unwrap()
-}
-
-async fn login(core: &Core, user: &str) {
-    let request = core.identity().login_start(REDIRECT).unwrap();
-    let callback = dev_browser::demo_login(&request.authorize_url, user, "demo", REDIRECT).await.unwrap();
-    core.identity().login_finish(&callback).await.unwrap();
-}
-
-fn quiet(_: congdan_core::sync::SyncProgress) -> bool {
-    true
-}
+mod phone;
+use phone::{login, phone, quiet, server_config as config};
 
 /// Fills a hotline report (PA-1022: category, location, description).
 fn fill_report(core: &Core, id: &str, n: usize) {

@@ -7,28 +7,12 @@
 //! keeps deciding on what it has.
 
 use congdan_core::crypto::P256Signer;
-use congdan_core::identity::dev_browser;
-use congdan_core::platform::Platform;
 use congdan_core::tickets::gate::{Decision, Direction, Gate, GateConfig, RefusalReason};
 use congdan_core::tickets::{self, make_code, Product};
-use congdan_core::{Core, CoreConfig};
 use congdan_server::ServerConfig;
 
-const REDIRECT: &str = "http://127.0.0.1:1/callback";
-
-fn device(dir: &std::path::Path, url: &str) -> Core {
-    Core::open(CoreConfig::new(dir, url), Platform::software(dir).unwrap()).unwrap()
-}
-
-async fn login(core: &Core, user: &str) {
-    let request = core.identity().login_start(REDIRECT).unwrap();
-    let callback = dev_browser::demo_login(&request.authorize_url, user, "demo", REDIRECT).await.unwrap_or_else(|e| panic!("login {user}: {e:?}"));
-    core.identity().login_finish(&callback).await.unwrap_or_else(|e| panic!("login {user}: {e:?} ({callback})"));
-}
-
-fn quiet(_: congdan_core::sync::SyncProgress) -> bool {
-    true
-}
+mod phone;
+use phone::{login, phone as device, quiet};
 
 fn now() -> u64 {
     congdan_core::tickets::gate::unix_now()

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use congdan_core::identity::dev_browser;
-use congdan_core::identity::wire::AccountInfo;
 use congdan_core::identity::SessionState;
 use congdan_core::platform::Platform;
 use congdan_core::sync::SyncState;
@@ -18,28 +17,13 @@ use congdan_server::{RunningServer, ServerConfig};
 mod common;
 use common::{Fault, FaultProxy};
 
-const REDIRECT: &str = "http://127.0.0.1:1/callback";
-
-fn config(dir: &std::path::Path) -> ServerConfig {
-    let mut config = ServerConfig::embedded(dir);
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config
-}
+mod phone;
+use phone::{phone, quiet, server_config as config, try_login as login, REDIRECT};
 
 async fn server(dir: &std::path::Path, tune: impl FnOnce(&mut ServerConfig)) -> RunningServer {
     let mut config = config(dir);
     tune(&mut config);
     congdan_server::start(config).await.unwrap()
-}
-
-fn phone(dir: &std::path::Path, url: &str) -> Core {
-    Core::open(CoreConfig::new(dir, url), Platform::software(dir).unwrap()).unwrap()
-}
-
-async fn login(core: &Core, user: &str) -> Result<AccountInfo, Error> {
-    let request = core.identity().login_start(REDIRECT)?;
-    let callback = dev_browser::demo_login(&request.authorize_url, user, "demo", REDIRECT).await?;
-    core.identity().login_finish(&callback).await
 }
 
 /// Rows in a server table (the server's SQLite file, read directly).
@@ -48,10 +32,6 @@ async fn count(s: &RunningServer, sql: &'static str) -> i64 {
         Db::Sqlite(pool) => pool.read("counting", move |c| c.query_row(sql, [], |r| r.get(0))).await.unwrap(),
         Db::Postgres(_) => unreachable!("these tests run the embedded SQLite server"),
     }
-}
-
-fn quiet(_: congdan_core::sync::SyncProgress) -> bool {
-    true
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

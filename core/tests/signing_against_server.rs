@@ -6,16 +6,17 @@
 
 use base64::Engine;
 use congdan_core::crypto::{Algorithm, PublicKey};
-use congdan_core::identity::dev_browser;
-use congdan_core::platform::{Keystore, Platform, SoftwareKeystore};
+use congdan_core::platform::{Keystore, SoftwareKeystore};
 use congdan_core::signing::agency::NewSignatureRequest;
 use congdan_core::signing::public_key_pem;
 use congdan_core::signing::wire::{sha256, summary_hash, verify_decision, Intent};
 use congdan_core::signing::{DecisionStatus, Refusal, RequestState};
-use congdan_core::{Core, CoreConfig, Error};
+use congdan_core::{Core, Error};
 use congdan_server::{RunningServer, ServerConfig};
 
-const REDIRECT: &str = "http://127.0.0.1:1/callback";
+mod phone;
+use phone::{login, phone, quiet};
+
 const LAN_NID: &str = "079165012345";
 const SUMMARY: &str = "Biên bản bàn giao căn hộ A-1203 cho bà Nguyễn Thị Lan.";
 
@@ -23,20 +24,6 @@ fn config(dir: &std::path::Path, listen: std::net::SocketAddr) -> ServerConfig {
     let mut config = ServerConfig::embedded(dir);
     config.listen = listen;
     config
-}
-
-fn phone(dir: &std::path::Path, url: &str) -> Core {
-    Core::open(CoreConfig::new(dir, url), Platform::software(dir).unwrap()).unwrap()
-}
-
-async fn login(core: &Core, user: &str) {
-    let request = core.identity().login_start(REDIRECT).unwrap();
-    let callback = dev_browser::demo_login(&request.authorize_url, user, "demo", REDIRECT).await.unwrap();
-    core.identity().login_finish(&callback).await.unwrap();
-}
-
-fn quiet(_: congdan_core::sync::SyncProgress) -> bool {
-    true
 }
 
 fn pdf(text: &str) -> Vec<u8> {

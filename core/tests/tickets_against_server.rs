@@ -2,37 +2,16 @@
 //! (online and offline), kept on the phone, brought to the rider's other phone by the account
 //! feed, revoked by the feed, and shown as codes that verify with the operator's keys.
 
-use congdan_core::identity::dev_browser;
 use congdan_core::identity::SessionState;
-use congdan_core::platform::Platform;
 use congdan_core::tickets::store::PurchaseState;
 use congdan_core::tickets::wire::verify_code;
 use congdan_core::tickets::{Concession, Product, TicketProblem, TicketStatus};
-use congdan_core::{Core, CoreConfig, Error};
+use congdan_core::{Core, Error};
 use congdan_server::db::Db;
-use congdan_server::{RunningServer, ServerConfig};
+use congdan_server::RunningServer;
 
-const REDIRECT: &str = "http://127.0.0.1:1/callback";
-
-fn config(dir: &std::path::Path) -> ServerConfig {
-    let mut config = ServerConfig::embedded(dir);
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config
-}
-
-fn phone(dir: &std::path::Path, url: &str) -> Core {
-    Core::open(CoreConfig::new(dir, url), Platform::software(dir).unwrap()).unwrap()
-}
-
-async fn login(core: &Core, user: &str) {
-    let request = core.identity().login_start(REDIRECT).unwrap();
-    let callback = dev_browser::demo_login(&request.authorize_url, user, "demo", REDIRECT).await.unwrap();
-    core.identity().login_finish(&callback).await.unwrap();
-}
-
-fn quiet(_: congdan_core::sync::SyncProgress) -> bool {
-    true
-}
+mod phone;
+use phone::{login, phone, quiet, server_config as config};
 
 /// The operator's trusted keys, as a gate pulls them.
 async fn operator_keys(s: &RunningServer) -> Vec<(Vec<u8>, congdan_core::crypto::PublicKey)> {
