@@ -448,3 +448,51 @@ async fn two_instances_share_keys_and_the_replay_store() {
     one.shutdown().await;
     two.shutdown().await;
 }
+
+// A provider that is not the built-in one: the server in its production shape (no `/dev-idp`),
+// configured only by the provider's issuer URL, client id and secret, logs a resident in through
+// a provider on another address. The stand-in is the development provider mounted on its own
+// listener: it speaks the real protocol (discovery, JWKS, authorize, token with client
+// authentication and PKCE) and shares nothing with the server but the client registration.
+on_both_backends!(a_provider_elsewhere_is_configured_by_its_url_alone, |b: Backend| async move {
+    let provider_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}/national-idp", provider_listener.local_addr().unwrap());
+    let (client_id, client_secret) = ("congdan-city".to_string(), "s3cret-only-the-two-know".to_string());
+    let s = start_with(&b, |c| {
+        c.identity.dev_idp = false;
+        c.identity.demo_roles = false;
+        c.identity.oidc = Some(congdan_server::config::OidcProviderConfig {
+            issuer: issuer.clone(),
+            client_id: client_id.clone(),
+            client_secret: client_secret.clone(),
+        });
+    })
+    .await;
+    let provider = congdan_server::devidp::router::<()>(congdan_server::devidp::DevIdpConfig {
+        issuer: issuer.clone(),
+        client_id,
+        client_secret,
+        redirect_uris: vec![format!("{}/v1/auth/callback", s.url())],
+        id_token_ttl_secs: 300,
+    });
+    let provider_task = tokio::spawn(async move {
+        let app = axum::Router::new().nest_service("/national-idp", provider);
+        axum::serve(provider_listener, app).await.unwrap();
+    });
+    // The server mounts no provider of its own.
+    let r = id::http().get(format!("{}/dev-idp/.well-known/openid-configuration", s.url())).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    // The whole login goes through the provider elsewhere.
+    let code = id::browser_login(&s.url(), "staff").await;
+    let device = Device::new();
+    let mut nonce = None;
+    let r = id::redeem(&s.url(), &device, &mut nonce, &code).await;
+    assert_eq!(r.status(), 200, "token: {}", r.text().await.unwrap());
+    let tokens: congdan_core::identity::wire::TokenResponse = r.json().await.unwrap();
+    assert_eq!(tokens.account.display_name, "Lê Văn Hùng");
+    assert_eq!(tokens.account.roles, vec!["resident"], "demo roles are off: a role comes from this server's configuration only");
+    let mut staff = Session { base: s.url(), device, tokens, nonce };
+    assert_eq!(staff.request("GET", "/v1/me", None).await.status(), 200);
+    provider_task.abort();
+    s.shutdown().await;
+});

@@ -90,6 +90,13 @@ pub struct AppCode {
     pub server_state: String,
 }
 
+/// `scheme://host:port` of a URL.
+fn origin(url: &str) -> String {
+    let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let end = url[after_scheme..].find('/').map(|i| after_scheme + i).unwrap_or(url.len());
+    url[..end].to_string()
+}
+
 /// The browser part: `/v1/auth/authorize` -> `/dev-idp` login form -> callback -> app redirect.
 pub async fn browser_login(base: &str, username: &str) -> AppCode {
     let verifier = b64url(&[rand_bytes(), rand_bytes()].concat());
@@ -116,8 +123,13 @@ pub async fn browser_login(base: &str, username: &str) -> AppCode {
     let marker = "name=\"request_id\" value=\"";
     let start = html.find(marker).expect("login form has a request_id") + marker.len();
     let request_id = &html[start..start + html[start..].find('"').unwrap()];
+    // The form posts where the provider says, as a browser would: the provider may live elsewhere.
+    let action_marker = "<form method=\"post\" action=\"";
+    let action_start = html.find(action_marker).expect("login form has an action") + action_marker.len();
+    let action = &html[action_start..action_start + html[action_start..].find('"').unwrap()];
+    let action = if action.starts_with("http") { action.to_string() } else { format!("{}{action}", origin(&to_provider)) };
     let r = http
-        .post(format!("{base}/dev-idp/authorize"))
+        .post(action)
         .form(&[("request_id", request_id), ("username", username), ("password", "demo"), ("action", "login")])
         .send()
         .await
