@@ -140,6 +140,9 @@ pub struct IdentityConfig {
     /// Redirect URIs allowed for the app besides `vn.congdan.app:/oauth2redirect` and loopback.
     pub app_redirect_uris: Vec<String>,
     pub auth_rate_limit: RateLimit,
+    /// Load balancers and reverse proxies whose `X-Forwarded-For` names the client
+    /// (`identity/client_address.rs`). Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<crate::identity::client_address::IpNetwork>,
 }
 
 impl IdentityConfig {
@@ -165,6 +168,7 @@ impl IdentityConfig {
             role_grants: Vec::new(),
             app_redirect_uris: Vec::new(),
             auth_rate_limit: RateLimit { burst: 20, refill_secs: 2.0 },
+            trusted_proxies: Vec::new(),
         }
     }
 

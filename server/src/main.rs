@@ -71,6 +71,11 @@ struct ServeArgs {
     /// Login endpoints: seconds to earn back one request.
     #[arg(long, env = "CONGDAN_AUTH_RATE_REFILL_SECS", default_value_t = 2.0)]
     auth_rate_refill_secs: f64,
+    /// A load balancer or reverse proxy whose X-Forwarded-For names the client, as an address or
+    /// CIDR block (repeatable; CONGDAN_TRUSTED_PROXIES takes a comma-separated list).
+    #[arg(long = "trusted-proxy", env = "CONGDAN_TRUSTED_PROXIES", value_delimiter = ',', value_name = "CIDR",
+          value_parser = clap::value_parser!(congdan_server::identity::client_address::IpNetwork))]
+    trusted_proxy: Vec<congdan_server::identity::client_address::IpNetwork>,
     /// The published public-holiday schedule (one YYYY-MM-DD per line, # comments) for due
     /// dates; replaces the built-in Vietnamese calendar.
     #[arg(long, env = "CONGDAN_HOLIDAYS", value_name = "FILE")]
@@ -199,6 +204,7 @@ fn identity_config(args: &ServeArgs, embedded: bool) -> Result<IdentityConfig, S
     }
     identity.app_redirect_uris = args.app_redirect_uri.clone();
     identity.auth_rate_limit = RateLimit { burst: args.auth_rate_burst, refill_secs: args.auth_rate_refill_secs };
+    identity.trusted_proxies = args.trusted_proxy.clone();
     identity.check()?;
     Ok(identity)
 }

@@ -77,3 +77,18 @@ fn catalog_import_is_strict_and_withdraw_reports_unknown_codes() {
     let out = bin().args(["--database-url", &db, "catalog", "withdraw", "CT-BAN-SAO"]).output().unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn a_bad_trusted_proxy_is_refused_at_start_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["--listen", &format!("127.0.0.1:{}", free_port()), "--trusted-proxy", "10.0.0.0/8,10.0.0.0/40", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("CONGDAN_TRUSTED_PROXIES")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("10.0.0.0/40") && err.contains("prefix length must be 0 to 32"), "{err}");
+}

@@ -412,6 +412,40 @@ on_both_backends!(login_endpoints_are_rate_limited, |b: Backend| async move {
     s.shutdown().await;
 });
 
+on_both_backends!(behind_a_trusted_proxy_each_client_has_its_own_budget, |b: Backend| async move {
+    let limit = congdan_server::config::RateLimit { burst: 2, refill_secs: 600.0 };
+    let http = id::http();
+    let hit = |base: String, forwarded_for: &'static str| {
+        let http = http.clone();
+        async move {
+            http.get(format!("{base}/v1/auth/callback?state=x")).header("X-Forwarded-For", forwarded_for).send().await.unwrap().status().as_u16()
+        }
+    };
+    // The test client is 127.0.0.1: here it plays the city's load balancer.
+    let s = start_with(&b, |c| {
+        c.identity.auth_rate_limit = limit;
+        c.identity.trusted_proxies = congdan_server::identity::client_address::parse_networks("127.0.0.1/32").unwrap();
+    })
+    .await;
+    assert_eq!(hit(s.url(), "198.51.100.1").await, 400);
+    assert_eq!(hit(s.url(), "198.51.100.1").await, 400);
+    assert_eq!(hit(s.url(), "198.51.100.1").await, 429, "one resident's budget is spent");
+    assert_eq!(hit(s.url(), "198.51.100.2").await, 400, "another resident behind the same balancer is not throttled");
+    // A name the client wrote itself in front of the balancer's entry changes nothing.
+    assert_eq!(hit(s.url(), "203.0.113.9, 198.51.100.1").await, 429);
+    // IPv6 clients count per /64.
+    assert_eq!(hit(s.url(), "2001:db8:1:2::1").await, 400);
+    assert_eq!(hit(s.url(), "2001:db8:1:2::2").await, 400);
+    assert_eq!(hit(s.url(), "2001:db8:1:2:ffff::3").await, 429);
+    s.shutdown().await;
+    // Without a trusted proxy the header is the client's own words: it cannot escape the limit.
+    let s = start_with(&b, |c| c.identity.auth_rate_limit = limit).await;
+    assert_eq!(hit(s.url(), "198.51.100.1").await, 400);
+    assert_eq!(hit(s.url(), "198.51.100.2").await, 400);
+    assert_eq!(hit(s.url(), "198.51.100.3").await, 429);
+    s.shutdown().await;
+});
+
 /// Two instances sharing one PostgreSQL: each accepts the other's tokens, and a proof used on one
 /// is a replay on the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

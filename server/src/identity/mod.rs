@@ -11,6 +11,7 @@
 
 pub mod attributes;
 pub mod auth;
+pub mod client_address;
 pub mod device_keys;
 pub mod dpop;
 pub mod keys;
@@ -119,7 +120,7 @@ impl Identity {
             keys,
             nonces: dpop::NonceIssuer::new(&nonce_secret),
             oidc,
-            rate_limiter: Arc::new(ratelimit::RateLimiter::new(config.auth_rate_limit)),
+            rate_limiter: Arc::new(ratelimit::RateLimiter::new(config.auth_rate_limit, config.trusted_proxies.clone())),
             dev_idp,
             grants,
         });

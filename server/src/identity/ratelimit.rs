@@ -1,5 +1,6 @@
-//! A token bucket per client IP for the login endpoints (`/v1/auth/*`, `/dev-idp/*`): they create
-//! database rows and call the identity provider, so one address must not be able to flood them.
+//! A token bucket per client address for the login endpoints (`/v1/auth/*`, `/dev-idp/*`): they
+//! create database rows and call the identity provider, so one address must not be able to flood
+//! them. Which address a request comes from (proxies, IPv6 /64s) is `client_address`'s job.
 //! In memory per instance: with N instances behind a balancer an address gets up to N times the
 //! budget, which is fine for a brake on abuse.
 
@@ -13,6 +14,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::client_address::{self, IpNetwork};
 use crate::config::RateLimit;
 use crate::error::ApiError;
 
@@ -21,17 +23,19 @@ const MAX_TRACKED: usize = 10_000;
 
 pub struct RateLimiter {
     limit: RateLimit,
+    trusted_proxies: Vec<IpNetwork>,
     buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
 }
 
 impl RateLimiter {
-    pub fn new(limit: RateLimit) -> RateLimiter {
-        RateLimiter { limit, buckets: Mutex::new(HashMap::new()) }
+    pub fn new(limit: RateLimit, trusted_proxies: Vec<IpNetwork>) -> RateLimiter {
+        RateLimiter { limit, trusted_proxies, buckets: Mutex::new(HashMap::new()) }
     }
 
-    /// Takes one token for `ip`; when none is left, the seconds until one is.
+    /// Takes one token for the client at `ip` (its bucket: the address, or its IPv6 /64); when
+    /// none is left, the seconds until one is.
     pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
-        self.check_at(ip, Instant::now())
+        self.check_at(client_address::bucket_key(ip), Instant::now())
     }
 
     fn check_at(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
@@ -73,12 +77,13 @@ pub fn too_many_requests(retry_after_secs: u64) -> Response {
 pub async fn limit_login_paths(State(limiter): State<Arc<RateLimiter>>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     if path.starts_with("/v1/auth/") || path.starts_with("/dev-idp/") || path == "/dev-idp" {
-        let ip = request
+        let peer = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        if let Err(retry_after) = limiter.check(ip) {
+        let client = client_address::client_address(peer, request.headers(), &limiter.trusted_proxies);
+        if let Err(retry_after) = limiter.check(client) {
             tracing::warn!("login rate limit reached for one client address");
             return too_many_requests(retry_after);
         }
@@ -93,7 +98,7 @@ mod tests {
 
     #[test]
     fn burst_then_refill_per_address() {
-        let limiter = RateLimiter::new(RateLimit { burst: 2, refill_secs: 2.0 });
+        let limiter = RateLimiter::new(RateLimit { burst: 2, refill_secs: 2.0 }, Vec::new());
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let t0 = Instant::now();
