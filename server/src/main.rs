@@ -91,6 +91,8 @@ struct ServeArgs {
 }
 
 #[derive(Subcommand)]
+// Parsed once at start: the size of the serve arguments does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Serve the API (the default).
     Serve(ServeArgs),
