@@ -1,6 +1,7 @@
 //! Nothing secret reaches the log, even at TRACE: a whole login through the development provider,
 //! a refresh, an authenticated request, a few failures and a logout, then the captured log text
-//! is searched for every token, code, verifier, the client secret and the national ID number.
+//! is searched for every token, code, verifier, the client secret and the national ID number; so
+//! is the body of every error answer the session got.
 
 mod common;
 
@@ -43,6 +44,8 @@ on_both_backends!(a_whole_session_leaves_no_secret_in_the_log, |b: Backend| asyn
     let s = common::start(&b.url).await;
     let base = s.url();
     let mut secrets: Vec<(String, &str)> = Vec::new();
+    // Every error answer's whole body, searched like the log at the end.
+    let mut bodies = String::new();
 
     // The browser part, keeping the provider's code from the callback URL.
     let app_code = id::browser_login(&base, "lan").await;
@@ -59,7 +62,7 @@ on_both_backends!(a_whole_session_leaves_no_secret_in_the_log, |b: Backend| asyn
     let device = Device::new();
     let mut nonce = None;
     let wrong = id::AppCode { code: burnt.code.clone(), verifier: "w".repeat(43), redirect_uri: burnt.redirect_uri.clone(), provider_code: String::new(), server_state: String::new() };
-    assert_eq!(id::error_code(id::redeem(&base, &device, &mut nonce, &wrong).await).await, "pkce_mismatch");
+    assert_eq!(refused(&mut bodies, id::redeem(&base, &device, &mut nonce, &wrong).await).await, "pkce_mismatch");
 
     let r = id::redeem(&base, &device, &mut nonce, &app_code).await;
     assert_eq!(r.status(), 200);
@@ -69,7 +72,7 @@ on_both_backends!(a_whole_session_leaves_no_secret_in_the_log, |b: Backend| asyn
     secrets.push((session.tokens.refresh_token.clone(), "refresh token"));
     // The burnt code again (the good one again would revoke this session).
     let burnt_again = id::AppCode { code: burnt.code.clone(), verifier: burnt.verifier.clone(), redirect_uri: burnt.redirect_uri.clone(), provider_code: String::new(), server_state: String::new() };
-    assert_eq!(id::error_code(id::redeem(&base, &session.device, &mut session.nonce, &burnt_again).await).await, "invalid_grant");
+    assert_eq!(refused(&mut bodies, id::redeem(&base, &session.device, &mut session.nonce, &burnt_again).await).await, "invalid_grant");
 
     assert_eq!(session.request("GET", "/v1/me", None).await.status(), 200);
     let r = session.refresh().await;
@@ -81,13 +84,13 @@ on_both_backends!(a_whole_session_leaves_no_secret_in_the_log, |b: Backend| asyn
 
     // More failures: a token with another device, a refresh from another device, garbage.
     let mut thief = id::Session { base: base.clone(), device: Device::new(), tokens: session.tokens.clone(), nonce: None };
-    assert_eq!(id::error_code(thief.request("GET", "/v1/me", None).await).await, "dpop_key_mismatch");
-    assert_eq!(id::error_code(thief.refresh().await).await, "dpop_key_mismatch");
+    assert_eq!(refused(&mut bodies, thief.request("GET", "/v1/me", None).await).await, "dpop_key_mismatch");
+    assert_eq!(refused(&mut bodies, thief.refresh().await).await, "dpop_key_mismatch");
     let r = id::http().get(format!("{base}/v1/me")).header("Authorization", "DPoP not-a-token").send().await.unwrap();
-    assert_eq!(id::error_code(r).await, "invalid_token");
+    assert_eq!(refused(&mut bodies, r).await, "invalid_token");
 
     assert_eq!(session.request("POST", "/v1/auth/logout", None).await.status(), 204);
-    assert_eq!(id::error_code(session.request("GET", "/v1/me", None).await).await, "token_revoked");
+    assert_eq!(refused(&mut bodies, session.request("GET", "/v1/me", None).await).await, "token_revoked");
     s.shutdown().await;
 
     let text = String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
@@ -98,4 +101,18 @@ on_both_backends!(a_whole_session_leaves_no_secret_in_the_log, |b: Backend| asyn
     }
     assert!(!text.contains("079165012345"), "the national ID number appears in the log");
     assert!(!text.contains("165012345"), "part of the national ID number appears in the log");
+    assert!(bodies.matches("\"code\"").count() >= 6, "the error answers were kept: {bodies}");
+    for (secret, what) in &secrets {
+        assert!(!bodies.contains(secret.as_str()), "the {what} appears in an error message");
+    }
+    assert!(!bodies.contains("165012345"), "the national ID number appears in an error message");
 });
+
+/// The error code of a refused request; its whole body is kept in `bodies` for the secret search.
+async fn refused(bodies: &mut String, r: reqwest::Response) -> String {
+    let text = r.text().await.unwrap();
+    bodies.push_str(&text);
+    bodies.push('\n');
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    v["error"]["code"].as_str().unwrap_or_default().to_string()
+}
