@@ -599,3 +599,92 @@ async fn wait_until(what: &str, done: impl Fn() -> bool) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// An agency download cut off part way (the staff's laptop lost its network) resumes from its
+/// `.part` file: only the missing Range pieces are fetched, and the whole file is checked against
+/// its SHA-256 before it takes its name. A `.part` that is not the file's beginning is caught by
+/// that check and removed, so the next attempt starts clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agency_download_resumes_from_its_part_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let proxy = FaultProxy::start().await;
+    let mut config = config(&tmp.path().join("server"));
+    config.identity.public_url = Some(proxy.url());
+    let s = congdan_server::start(config).await.unwrap();
+    proxy.set_upstream(s.addr);
+    let core = phone(&tmp.path().join("phone"), &proxy.url());
+    login(&core, "lan").await;
+    core.sync(&quiet).await.unwrap();
+    let piece = congdan_core::drafts::agency::DOWNLOAD_PIECE_BYTES as usize;
+    let photo = jpeg_photo(piece * 2 + 300 * 1024);
+    assert!(photo.len() > 2 * piece, "three Range pieces: {}", photo.len());
+    let (draft, sha) = report_with_photo(&core, &photo).await;
+    assert_eq!(core.send_outbox().await.unwrap().rejected, 0);
+    core.sync(&quiet).await.unwrap();
+    let case_id = core.drafts().cases().unwrap().into_iter().find(|c| c.draft_id.as_deref() == Some(draft.as_str())).unwrap().case_id;
+
+    // The hotline staff on their own device. The network dies during the second piece.
+    let staff = phone(&tmp.path().join("staff"), &proxy.url());
+    login(&staff, "hotline").await;
+    let ranges: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let network_down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (seen, down) = (ranges.clone(), network_down.clone());
+    proxy.set_faults(move |raw| {
+        if down.load(Ordering::SeqCst) {
+            return Fault::DropRequest;
+        }
+        let head = String::from_utf8_lossy(raw).to_ascii_lowercase();
+        let Some(range) = head.lines().find_map(|l| l.strip_prefix("range: ")) else { return Fault::Pass };
+        seen.lock().unwrap().push(range.trim().to_string());
+        if range.starts_with(&format!("bytes={piece}-")) {
+            // Half of the second piece arrives, then the network is gone (the client's own retries too).
+            down.store(true, Ordering::SeqCst);
+            return Fault::CutResponse;
+        }
+        Fault::Pass
+    });
+    let agency = staff.agency();
+    let dest = tmp.path().join("anh-ngap.jpg");
+    let part = tmp.path().join("anh-ngap.jpg.part");
+    let first = agency.download_attachment(&case_id, &sha, &dest).await;
+    assert!(first.is_err(), "the cut shows as an error: {first:?} {:?}", ranges.lock().unwrap());
+    assert!(!dest.exists());
+    assert_eq!(std::fs::read(&part).unwrap(), photo[..piece], "the first whole piece is kept");
+    // The network is back; the faults judge no more.
+    proxy.set_faults({
+        let seen = ranges.clone();
+        move |raw| {
+            let head = String::from_utf8_lossy(raw).to_ascii_lowercase();
+            if let Some(range) = head.lines().find_map(|l| l.strip_prefix("range: ")) {
+                seen.lock().unwrap().push(range.trim().to_string());
+            }
+            Fault::Pass
+        }
+    });
+    ranges.lock().unwrap().clear();
+    assert_eq!(agency.download_attachment(&case_id, &sha, &dest).await.unwrap(), photo.len() as u64);
+    assert_eq!(std::fs::read(&dest).unwrap(), photo, "the resumed file is the photo");
+    assert!(!part.exists(), "the .part file took the file's name");
+    let last = photo.len() - 1;
+    assert_eq!(
+        *ranges.lock().unwrap(),
+        vec![format!("bytes={piece}-{}", 2 * piece - 1), format!("bytes={}-{last}", 2 * piece)],
+        "only the missing pieces were fetched"
+    );
+
+    // A .part that is not this file's beginning: refused by the hash check and removed.
+    let dest2 = tmp.path().join("anh-ngap-2.jpg");
+    let part2 = tmp.path().join("anh-ngap-2.jpg.part");
+    let mut wrong = photo[..piece + piece / 2].to_vec();
+    wrong[1000] ^= 0x55;
+    std::fs::write(&part2, &wrong).unwrap();
+    match agency.download_attachment(&case_id, &sha, &dest2).await {
+        Err(Error::BadData(why)) => assert!(why.contains("SHA-256"), "{why}"),
+        other => panic!("a wrong beginning must fail the hash check: {other:?}"),
+    }
+    assert!(!dest2.exists() && !part2.exists(), "nothing half-right is left behind");
+    // The next attempt starts from nothing and succeeds.
+    assert_eq!(agency.download_attachment(&case_id, &sha, &dest2).await.unwrap(), photo.len() as u64);
+    assert_eq!(std::fs::read(&dest2).unwrap(), photo);
+    s.shutdown().await;
+}
