@@ -70,7 +70,8 @@ async fn setup(db: &Db) -> (String, Vec<u8>, P256Signer) {
         decision_key_id: None,
         decision_response: None,
     };
-    store::create(db, request.clone()).await.unwrap();
+    // No claimed key: the answer's update finds no key row and changes nothing.
+    store::create(db, request.clone(), &request.id, "{}").await.unwrap();
     let decision = Decision {
         request_id: request.id.clone(),
         agency_code: request.agency_code.clone(),

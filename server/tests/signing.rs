@@ -80,10 +80,15 @@ fn request_body(sha: &str, title: &str) -> Value {
     })
 }
 
+/// Creates a request under a fresh idempotency key.
 async fn create(staff: &mut Session, body: &Value) -> Value {
-    let r = staff.request("POST", "/v1/agency/signature-requests", Some(body)).await;
+    let r = post_create(staff, body, &key()).await;
     assert_eq!(r.status(), 201, "create: {}", r.text().await.unwrap());
     r.json().await.unwrap()
+}
+
+async fn post_create(staff: &mut Session, body: &Value, key: &str) -> reqwest::Response {
+    staff.command("/v1/agency/signature-requests", body, key).await
 }
 
 async fn account_id(s: &mut Session) -> String {
@@ -171,25 +176,25 @@ on_both_backends!(agencies_create_list_and_cancel_only_their_own_requests, |b: B
 
     // Bad input, each with its code.
     let mut bad = request_body(&sha_hex(b"never uploaded"), "x");
-    let r = staff.request("POST", "/v1/agency/signature-requests", Some(&bad)).await;
+    let r = post_create(&mut staff, &bad, &key()).await;
     assert_eq!(refused_with(r).await, "document_not_uploaded");
     bad = request_body(&sha, "x");
     bad["expires_at"] = json!(now_secs() - 5);
-    assert_eq!(refused_with(staff.request("POST", "/v1/agency/signature-requests", Some(&bad)).await).await, "invalid_expiry");
+    assert_eq!(refused_with(post_create(&mut staff, &bad, &key()).await).await, "invalid_expiry");
     bad = request_body(&sha, "x");
     bad["resident_national_id"] = json!("001099000001");
-    assert_eq!(refused_with(staff.request("POST", "/v1/agency/signature-requests", Some(&bad)).await).await, "resident_not_found");
+    assert_eq!(refused_with(post_create(&mut staff, &bad, &key()).await).await, "resident_not_found");
     bad = request_body(&sha, "x");
     bad["document"]["link"] = json!("http://plain.example/x.pdf");
-    assert_eq!(refused_with(staff.request("POST", "/v1/agency/signature-requests", Some(&bad)).await).await, "invalid_link");
+    assert_eq!(refused_with(post_create(&mut staff, &bad, &key()).await).await, "invalid_link");
     // The hotline cannot name the staff member's upload (each uploader's own files).
     let mut theirs = request_body(&sha, "x");
     theirs["document"] = json!({"sha256": sha});
-    assert_eq!(refused_with(hotline.request("POST", "/v1/agency/signature-requests", Some(&theirs)).await).await, "document_not_uploaded");
+    assert_eq!(refused_with(post_create(&mut hotline, &theirs, &key()).await).await, "document_not_uploaded");
 
     // Residents are not agencies.
     assert_eq!(lan.request("GET", "/v1/agency/signature-requests", None).await.status(), 403);
-    assert_eq!(lan.request("POST", "/v1/agency/signature-requests", Some(&request_body(&sha, "x"))).await.status(), 403);
+    assert_eq!(post_create(&mut lan, &request_body(&sha, "x"), &key()).await.status(), 403);
 
     // Listing: newest first, paged, filtered.
     let page: Value = staff.request("GET", "/v1/agency/signature-requests?limit=1", None).await.json().await.unwrap();
@@ -244,13 +249,79 @@ on_both_backends!(agencies_create_list_and_cancel_only_their_own_requests, |b: B
     for i in 1..100 {
         create(&mut staff, &request_body(&sha, &format!("Yêu cầu {i}"))).await;
     }
-    let r = staff.request("POST", "/v1/agency/signature-requests", Some(&request_body(&sha, "Một nữa"))).await;
+    let r = post_create(&mut staff, &request_body(&sha, "Một nữa"), &key()).await;
     assert_eq!(r.status(), 429);
     assert_eq!(error_code(r).await, "too_many_open_requests");
     server.shutdown().await;
 });
 
 /// r‖s to DER, written here independently of the server's own conversion.
+on_both_backends!(a_retried_create_answers_with_the_first_request_and_asks_the_resident_once, |b: Backend| async move {
+    let server = common::start(&b.url).await;
+    let mut lan = login(&server.url(), "lan").await;
+    let mut staff = login(&server.url(), "staff").await;
+    let mut hotline = login(&server.url(), "hotline").await;
+    let sha = upload_pdf(&mut staff, &pdf(7)).await;
+    let body = request_body(&sha, "Bàn giao nhà");
+    let k = key();
+
+    // The answer was lost; the agency's retry sends the same key and body.
+    let first = post_create(&mut staff, &body, &k).await;
+    assert_eq!(first.status(), 201);
+    let first = first.text().await.unwrap();
+    let again = post_create(&mut staff, &body, &k).await;
+    assert_eq!(again.status(), 201, "the first status code again");
+    assert_eq!(again.text().await.unwrap(), first, "the first answer again, byte for byte");
+    let first: Value = serde_json::from_str(&first).unwrap();
+    let id = first["id"].as_str().unwrap().to_string();
+    assert_eq!(first["resident_national_id_masked"], json!(congdan_core::identity::national_id::mask(LAN_NID)));
+
+    // One request, one change on the resident's feed.
+    let listed: Value = staff.request("GET", &format!("/v1/agency/signature-requests?resident={LAN_NID}"), None).await.json().await.unwrap();
+    let ids: Vec<&str> = listed["requests"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [id.as_str()]);
+    let requests_on_feed = feed_kinds(&mut lan).await.into_iter().filter(|(kind, _)| kind == "signature.request").collect::<Vec<_>>();
+    assert_eq!(requests_on_feed, [("signature.request".to_string(), id.clone())]);
+
+    // The same key for another body: refused, nothing made.
+    let other = request_body(&sha, "Một yêu cầu khác");
+    let r = post_create(&mut staff, &other, &k).await;
+    assert_eq!(r.status(), 422);
+    assert_eq!(error_code(r).await, "idempotency_key_reused");
+    // No key, or a malformed one: refused before anything is looked at.
+    let r = staff.request("POST", "/v1/agency/signature-requests", Some(&other)).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_code(r).await, "idempotency_key_missing");
+    let r = post_create(&mut staff, &other, "has space").await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_code(r).await, "bad_idempotency_key");
+    let listed: Value = staff.request("GET", &format!("/v1/agency/signature-requests?resident={LAN_NID}"), None).await.json().await.unwrap();
+    assert_eq!(listed["requests"].as_array().unwrap().len(), 1);
+
+    // Keys are each account's own: another agency's staff using the same key makes their own request.
+    let hotline_sha = upload_pdf(&mut hotline, &pdf(7)).await;
+    let r = post_create(&mut hotline, &request_body(&hotline_sha, "Bàn giao nhà"), &k).await;
+    assert_eq!(r.status(), 201);
+    let theirs: Value = r.json().await.unwrap();
+    assert_ne!(theirs["id"], first["id"]);
+    assert_ne!(theirs["agency_code"], first["agency_code"]);
+
+    // A refused create does not use up its key: once the document is uploaded, the same key and
+    // body go through.
+    let late = pdf(8);
+    let late_body = request_body(&sha_hex(&late), "Tài liệu tải lên sau");
+    let k2 = key();
+    assert_eq!(refused_with(post_create(&mut staff, &late_body, &k2).await).await, "document_not_uploaded");
+    upload_pdf(&mut staff, &late).await;
+    let r = post_create(&mut staff, &late_body, &k2).await;
+    assert_eq!(r.status(), 201);
+    let late_request: Value = r.json().await.unwrap();
+    let r = post_create(&mut staff, &late_body, &k2).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["id"], late_request["id"]);
+    assert_eq!(feed_kinds(&mut lan).await.iter().filter(|(kind, _)| kind == "signature.request").count(), 3);
+    server.shutdown().await;
+});
+
 fn der_of(raw: &[u8]) -> Vec<u8> {
     let int = |b: &[u8]| {
         let mut v: Vec<u8> = b.iter().skip_while(|&&x| x == 0).copied().collect();

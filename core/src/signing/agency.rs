@@ -15,6 +15,13 @@ use crate::sync::client::Method;
 
 pub const REQUESTS_PATH: &str = "v1/agency/signature-requests";
 
+/// The server's answer to a key whose first request is still being worked on.
+const IN_PROGRESS: &str = "request_in_progress";
+/// Attempts of a create that keeps finding its first attempt in progress, and the growing wait
+/// between them: the server's lease on a key is 30 s, its work on a create well under a second.
+const IN_PROGRESS_ATTEMPTS: u32 = 3;
+const IN_PROGRESS_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// A new request, as the agency fills it in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewSignatureRequest {
@@ -84,19 +91,48 @@ impl AgencySigning {
     }
 
     /// Uploads the PDF and creates the request; the answer is the request as the agency sees it.
+    /// One idempotency key is made for this create and kept for all its attempts, so a retry
+    /// after a lost answer is the same request, never a second one for the resident to sign.
     pub async fn create(&self, request: &NewSignatureRequest, pdf: &[u8]) -> Result<serde_json::Value> {
         let sha256 = self.upload_pdf(pdf).await?;
+        self.create_uploaded(request, &sha256, &uuid::Uuid::new_v4().to_string()).await
+    }
+
+    /// Creates the request for a document already uploaded (`document_sha256`), under the
+    /// caller's `idempotency_key`: the same key and request answer with the request made first.
+    /// The HTTP client retries transient failures (no answer, 5xx, 429) with this key; a retry
+    /// that finds the first attempt still at work on the server (`409 request_in_progress`, after
+    /// a timeout) waits and asks again, a few times.
+    pub async fn create_uploaded(
+        &self,
+        request: &NewSignatureRequest,
+        document_sha256: &str,
+        idempotency_key: &str,
+    ) -> Result<serde_json::Value> {
         let body = CreateBody {
             resident_national_id: &request.resident_national_id,
             agency_code: request.agency_code.as_deref(),
             title: &request.title,
             summary: &request.summary,
             purpose: &request.purpose,
-            document: DocumentInput { sha256: &sha256 },
+            document: DocumentInput { sha256: document_sha256 },
             expires_at: request.expires_at,
         };
         let body = serde_json::to_vec(&body).map_err(|e| Error::BadData(e.to_string()))?;
-        self.core.session().send_authorized(Method::POST, REQUESTS_PATH, Some((body, "application/json")), None).await
+        let session = self.core.session();
+        let mut attempt = 1;
+        loop {
+            let sent = session
+                .send_authorized(Method::POST, REQUESTS_PATH, Some((body.clone(), "application/json")), Some(idempotency_key))
+                .await;
+            match sent {
+                Err(Error::ServerRejected { status: 409, code, .. }) if code == IN_PROGRESS && attempt < IN_PROGRESS_ATTEMPTS => {
+                    tokio::time::sleep(IN_PROGRESS_WAIT * attempt).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// A page of the agency's requests, newest first; `state` filters (`pending`, `signed`, …).

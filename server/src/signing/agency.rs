@@ -5,7 +5,7 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::body::Bytes;
 use congdan_core::catalog::model::ACCEPTED_MEDIA_TYPES;
@@ -20,7 +20,7 @@ use super::store::{self, Cancel, ListFilter, RequestRow};
 use super::{audit, bundle, request_not_found, MAX_PURPOSE_CHARS, MAX_SUMMARY_BYTES, MAX_TITLE_CHARS};
 use crate::app::AppState;
 use crate::blobs::store as blob_store;
-use crate::cases::json_response;
+use crate::cases::{json_response, run_command};
 use crate::db::now_millis;
 use crate::error::ApiError;
 use crate::identity::auth::Authenticated;
@@ -96,27 +96,53 @@ fn check_text(value: &str, max_chars: usize, field: &'static str) -> Result<(), 
     Ok(())
 }
 
-pub async fn create(State(state): State<AppState>, caller: Authenticated, body: Bytes) -> Result<Response, Rejection> {
+/// A command of the one outbox (DESIGN §1): the agency's `Idempotency-Key` makes a retried POST
+/// (a lost answer, a timeout) answer with the request the first one made, instead of asking the
+/// resident to sign twice. Keys are the caller's own, as for every command.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Rejection> {
     let agencies = agency_codes(&caller)?;
-    let input: CreateRequest = serde_json::from_slice(&body).map_err(super::invalid_body)?;
-    let agency = match (&input.agency_code, agencies.as_slice()) {
+    let (state, caller) = (&state, &caller);
+    let response = run_command(state, caller, &headers, &body, |_: &CreateRequest| Ok(()), |input, key| async move {
+        create_claimed(state, caller, &agencies, input, &key).await
+    })
+    .await?;
+    Ok(response)
+}
+
+/// The work of a claimed create: the checks, then the request, its feed change, its audit entry
+/// and the key's answer in one transaction. A refusal is not recorded under the key (run_command
+/// frees it): a retry of the same body is checked again, since the resident may have logged in or
+/// the upload finished meanwhile.
+async fn create_claimed(
+    state: &AppState,
+    caller: &Authenticated,
+    agencies: &[String],
+    input: CreateRequest,
+    key: &str,
+) -> Result<Response, ApiError> {
+    let agency = match (&input.agency_code, agencies) {
         (Some(code), _) if agencies.contains(code) => code.clone(),
-        (Some(_), _) => return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "not an agency you act for", "Bạn không có quyền thực hiện thao tác này.").into()),
+        (Some(_), _) => return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "not an agency you act for", "Bạn không có quyền thực hiện thao tác này.")),
         (None, [only]) => only.clone(),
-        (None, _) => return Err(invalid("agency_code_required", "you act for several agencies: name agency_code", "Cần chọn cơ quan.").into()),
+        (None, _) => return Err(invalid("agency_code_required", "you act for several agencies: name agency_code", "Cần chọn cơ quan.")),
     };
     check_text(&input.title, MAX_TITLE_CHARS, "title")?;
     check_text(&input.purpose, MAX_PURPOSE_CHARS, "purpose")?;
     if input.summary.trim().is_empty() || input.summary.len() > MAX_SUMMARY_BYTES {
-        return Err(invalid("invalid_field", format!("summary must be 1 to {MAX_SUMMARY_BYTES} bytes"), "Nội dung tóm tắt không hợp lệ.").into());
+        return Err(invalid("invalid_field", format!("summary must be 1 to {MAX_SUMMARY_BYTES} bytes"), "Nội dung tóm tắt không hợp lệ."));
     }
     let now = now_secs();
     if input.expires_at < now + MIN_VALIDITY_SECS || input.expires_at > now + MAX_VALIDITY_SECS {
-        return Err(invalid("invalid_expiry", "expires_at must be 1 minute to 90 days from now", "Thời hạn ký không hợp lệ.").into());
+        return Err(invalid("invalid_expiry", "expires_at must be 1 minute to 90 days from now", "Thời hạn ký không hợp lệ."));
     }
     let doc = &input.document;
     if !is_sha256_hex(&doc.sha256) {
-        return Err(invalid("invalid_sha256", "document.sha256 is the SHA-256 in lowercase hex", "Mã tài liệu không hợp lệ.").into());
+        return Err(invalid("invalid_sha256", "document.sha256 is the SHA-256 in lowercase hex", "Mã tài liệu không hợp lệ."));
     }
     let (size, content_type, link, owner) = match &doc.link {
         None => {
@@ -126,13 +152,13 @@ pub async fn create(State(state): State<AppState>, caller: Authenticated, body: 
                 .filter(|u| u.complete)
                 .ok_or_else(|| invalid("document_not_uploaded", "upload the PDF with POST /v1/blobs first", "Chưa tải lên tài liệu."))?;
             if upload.media_type != "application/pdf" {
-                return Err(invalid("document_not_pdf", "an uploaded document must be a PDF", "Tài liệu phải là tệp PDF.").into());
+                return Err(invalid("document_not_pdf", "an uploaded document must be a PDF", "Tài liệu phải là tệp PDF."));
             }
             (upload.size, upload.media_type, None, Some(caller.account_id.clone()))
         }
         Some(link) => {
             if !link.starts_with("https://") || link.len() > MAX_LINK_CHARS || url::Url::parse(link).is_err() {
-                return Err(invalid("invalid_link", "document.link must be an https URL", "Đường dẫn tài liệu không hợp lệ.").into());
+                return Err(invalid("invalid_link", "document.link must be an https URL", "Đường dẫn tài liệu không hợp lệ."));
             }
             let size = doc.size.filter(|s| *s > 0 && *s <= i64::MAX as u64).ok_or_else(|| {
                 invalid("invalid_field", "document.size is required with a link", "Thiếu kích thước tài liệu.")
@@ -152,8 +178,7 @@ pub async fn create(State(state): State<AppState>, caller: Authenticated, body: 
             "too_many_open_requests",
             format!("the resident already has {MAX_OPEN_PER_RESIDENT} open signature requests"),
             "Người dân đang có quá nhiều yêu cầu ký chưa trả lời.",
-        )
-        .into());
+        ));
     }
     let row = RequestRow {
         id: uuid::Uuid::new_v4().to_string(),
@@ -179,9 +204,11 @@ pub async fn create(State(state): State<AppState>, caller: Authenticated, body: 
         decision_key_id: None,
         decision_response: None,
     };
-    store::create(&state.db, row.clone()).await?;
+    let masked = national_id::mask(&input.resident_national_id);
+    let answer = agency_view(state, &row, Some(masked)).await?.to_string();
+    store::create(&state.db, row.clone(), key, &answer).await?;
     tracing::info!(agency = %row.agency_code, "signature request created");
-    Ok(json_response(StatusCode::CREATED, agency_view(&state, &row, None).await?.to_string()))
+    Ok(json_response(StatusCode::CREATED, answer))
 }
 
 /// The request as its agency sees it, with the decision when there is one.

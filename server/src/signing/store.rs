@@ -145,12 +145,15 @@ fn created_detail(r: &RequestRow) -> String {
     .to_string()
 }
 
-/// Stores a new request, puts it on the resident's feed and starts its audit trail.
-pub async fn create(db: &Db, r: RequestRow) -> DbResult<()> {
+/// Stores a new request, puts it on the resident's feed, starts its audit trail and records
+/// `answer` under the creating staff member's idempotency `key`, in one transaction: a retry of the
+/// key finds either all of it or none.
+pub async fn create(db: &Db, r: RequestRow, key: &str, answer: &str) -> DbResult<()> {
     let ctx = "creating a signature request";
     let view = json(&r.view(r.created_at_ms / 1000))?;
     let detail = created_detail(&r);
     let feed_name = account_feed(&r.account_id);
+    let (key, answer) = (key.to_string(), answer.to_string());
     match db {
         Db::Sqlite(pool) => {
             pool.write(ctx, move |tx| {
@@ -168,6 +171,7 @@ pub async fn create(db: &Db, r: RequestRow) -> DbResult<()> {
                 .map_err(sqlite::q(ctx))?;
                 audit::append_sqlite(tx, &r.id, audit::CREATED, &r.created_by, &detail, r.created_at_ms)?;
                 feed::append_sqlite(tx, &feed_name, REQUEST_CHANGE, &r.id, &view)?;
+                idempotency::finish_sqlite(tx, &r.created_by, &key, 201, &answer)?;
                 Ok(())
             })
             .await
@@ -192,6 +196,7 @@ pub async fn create(db: &Db, r: RequestRow) -> DbResult<()> {
             .map_err(p)?;
             audit::append_pg(&tx, &r.id, audit::CREATED, &r.created_by, &detail, r.created_at_ms).await?;
             locked.append(REQUEST_CHANGE, &r.id, &view).await?;
+            idempotency::finish_pg(&tx, &r.created_by, &key, 201, &answer).await?;
             tx.commit().await.map_err(p)
         }
     }
