@@ -4,7 +4,8 @@
 //! - (b) access token verification plus DPoP proof parsing and checks: all crypto and parsing,
 //!   no database;
 //! - (c) the whole extractor path, including the replay record (and revocation read) in a real
-//!   SQLite file.
+//!   SQLite file, and in PostgreSQL when `CONGDAN_TEST_PG_URL` is set
+//!   (`scripts/with-postgres.sh cargo bench -p congdan-server --bench auth`).
 //!
 //! Proofs are made before timing starts (signing is the phone's cost). Run with
 //! `cargo bench -p congdan-server --bench auth`.
@@ -112,9 +113,39 @@ async fn main() {
     })
     .row();
 
-    // (c) The extractor path with the replay insert + revocation read on SQLite.
+    // (c) The extractor path with the replay insert + revocation read, on each database.
+    extractor_path("(c) full extractor path (replay insert on a SQLite file)", db, &device, &jwk).await;
+    if let Ok(admin) = std::env::var("CONGDAN_TEST_PG_URL") {
+        let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        let name = format!("congdan_bench_auth_{}", std::process::id());
+        client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+        let pg = Db::connect(&format!("{}/{name}", admin.rsplit_once('/').unwrap().0)).await.unwrap();
+        extractor_path("(c) full extractor path (replay insert on PostgreSQL)", pg, &device, &jwk).await;
+    } else {
+        println!("(PostgreSQL skipped: run through scripts/with-postgres.sh)");
+    }
+}
+
+/// Times `auth::authenticate` (token, proof, nonce, replay record and revocation read) on `db`,
+/// with a server identity started on that database.
+async fn extractor_path(name: &'static str, db: Db, device: &P256Signer, jwk: &Jwk) {
+    let identity = Identity::start(&db, &IdentityConfig::embedded(), "127.0.0.1:8080".parse().unwrap()).await.unwrap();
+    let claims = tokens::AccessClaims {
+        account: uuid::Uuid::new_v4().to_string(),
+        roles: vec!["resident".into()],
+        jkt: jwk.thumbprint().unwrap(),
+        family: uuid::Uuid::new_v4().to_string(),
+        iat: now_secs(),
+        exp: now_secs() + 600,
+        jti: tokens::random_bytes::<16>().unwrap(),
+    };
+    let ring = identity.keys.for_signing().await.unwrap();
+    let token = tokens::issue(&claims, ring.signer().as_ref()).unwrap();
+    let nonce = identity.nonces.current(now_secs());
+    let url = "http://127.0.0.1:8080/v1/me";
     let mut micros = Vec::with_capacity(N);
-    let fresh: Vec<String> = (0..N + 50).map(|i| proof(&device, &jwk, url, &token, &nonce, N + 100 + i)).collect();
+    let fresh: Vec<String> = (0..N + 50).map(|i| proof(device, jwk, url, &token, &nonce, N + 100 + i)).collect();
     for (i, p) in fresh.iter().enumerate() {
         let mut headers = HeaderMap::new();
         headers.insert("authorization", HeaderValue::from_str(&format!("DPoP {token}")).unwrap());
@@ -125,5 +156,5 @@ async fn main() {
             micros.push(t.elapsed().as_secs_f64() * 1e6);
         }
     }
-    Stats { name: "(c) full extractor path (replay insert on a SQLite file)", micros }.row();
+    Stats { name, micros }.row();
 }
