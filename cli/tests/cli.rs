@@ -14,11 +14,29 @@ fn congdan(data_dir: &std::path::Path, server: &str, args: &[&str]) -> (bool, St
 
 /// The embedded default server (SQLite, demo data, development identity provider) on a free port.
 async fn embedded_server() -> (tempfile::TempDir, congdan_server::RunningServer) {
+    embedded_server_with(|_| {}).await
+}
+
+async fn embedded_server_with(tune: impl FnOnce(&mut congdan_server::ServerConfig)) -> (tempfile::TempDir, congdan_server::RunningServer) {
     let tmp = tempfile::tempdir().unwrap();
     let mut config = congdan_server::ServerConfig::embedded(&tmp.path().join("server"));
     config.listen = "127.0.0.1:0".parse().unwrap();
+    tune(&mut config);
     let server = congdan_server::start(config).await.unwrap();
     (tmp, server)
+}
+
+/// Refresh tokens the server has issued, and how many of them were used (rotated).
+async fn refresh_tokens(server: &congdan_server::RunningServer) -> (i64, i64) {
+    match &server.state.db {
+        congdan_server::db::Db::Sqlite(pool) => pool
+            .read("counting", |c| {
+                c.query_row("SELECT count(*), count(used_at) FROM refresh_tokens", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            })
+            .await
+            .unwrap(),
+        congdan_server::db::Db::Postgres(_) => unreachable!("the embedded default is SQLite"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,7 +68,8 @@ async fn catalog_sync_then_list_search_show_offline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_whoami_sync_logout_against_the_built_in_provider() {
-    let (tmp, server) = embedded_server().await;
+    // Access tokens of 2 seconds, so that the session outlives one within the test.
+    let (tmp, server) = embedded_server_with(|c| c.identity.access_token_ttl_secs = 2).await;
     let url = server.url();
     let phone = tmp.path().join("phone");
 
@@ -69,6 +88,16 @@ async fn login_whoami_sync_logout_against_the_built_in_provider() {
     assert!(ok && out.contains("National ID: 079*******21"), "{out}{err}");
     let (ok, out, err) = congdan(&phone, &url, &["sync"]);
     assert!(ok && out.starts_with("Đã cập nhật"), "{out}{err}");
+    let (_, used_before) = refresh_tokens(&server).await;
+
+    // The access token expires; the next command refreshes it by itself (a new run of the
+    // binary: the session is read back from the sealed store).
+    tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
+    let (ok, out, err) = congdan(&phone, &url, &["--english", "whoami"]);
+    assert!(ok && out.contains("National ID: 079*******21"), "after expiry: {out}{err}");
+    let (issued, used) = refresh_tokens(&server).await;
+    assert_eq!(used, used_before + 1, "the expired session was refreshed once");
+    assert_eq!(issued, used + 1, "one live refresh token: each use rotated it");
 
     let (ok, out, _) = congdan(&phone, &url, &["logout"]);
     assert!(ok && out.contains("Đã đăng xuất"), "{out}");
