@@ -265,3 +265,35 @@ async fn a_refresh_whose_response_was_lost_is_retried_without_logging_out() {
     assert!(matches!(core.identity().state().unwrap(), SessionState::Active { .. }));
     s.shutdown().await;
 }
+
+/// The operator replaced the server's token keys (docs/operations.md: delete the `access_token`
+/// rows and restart, to invalidate every access token at once). The phone's access token is now
+/// `invalid_token`, but its refresh token is good: the phone refreshes by itself and the resident
+/// stays logged in, rather than being sent back to the login screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_token_keys_mean_a_refresh_not_a_new_login() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server(&tmp.path().join("server"), |_| {}).await;
+    let core = phone(&tmp.path().join("phone"), &s.url());
+    let account = login(&core, "lan").await.unwrap();
+    assert_eq!(core.identity().account().await.unwrap(), account);
+    assert_eq!(count(&s, "SELECT count(used_at) FROM refresh_tokens").await, 0);
+
+    match &s.state.db {
+        Db::Sqlite(pool) => pool
+            .write("test", |tx| {
+                tx.execute("DELETE FROM signing_keys WHERE purpose = 'access_token'", [])
+                    .map_err(|e| congdan_server::db::DbError::Query { context: "test", message: e.to_string() })
+            })
+            .await
+            .unwrap(),
+        Db::Postgres(_) => unreachable!(),
+    };
+    // What a restart does: the instance loads (and so creates) a fresh key.
+    s.state.identity.keys.reload().await.unwrap();
+
+    assert_eq!(core.identity().account().await.unwrap(), account, "still logged in");
+    assert!(matches!(core.identity().state().unwrap(), SessionState::Active { .. }));
+    assert_eq!(count(&s, "SELECT count(used_at) FROM refresh_tokens").await, 1, "by one refresh");
+    s.shutdown().await;
+}

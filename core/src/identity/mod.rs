@@ -329,8 +329,13 @@ impl Session<'_> {
             let request =
                 ApiRequest { method: method.clone(), path, body: body.clone(), auth: Some(&auth), idempotency_key, headers };
             match self.client.send_for_bytes(request).await {
-                Err(Error::Unauthorised { code, .. }) if code == codes::TOKEN_EXPIRED && !refreshed => {
-                    // The phone's clock ran ahead of the server's view: renew once and retry.
+                Err(Error::Unauthorised { code, .. })
+                    if (code == codes::TOKEN_EXPIRED || code == codes::INVALID_TOKEN) && !refreshed =>
+                {
+                    // The access token is dead but the session need not be: the phone's clock ran
+                    // ahead of the server's view, or the server's token keys were replaced (an
+                    // operator invalidating every access token at once). Renew once and retry; a
+                    // refresh the server refuses ends the session there.
                     refreshed = true;
                     token = self.refresh(Some(&token)).await?;
                 }

@@ -40,6 +40,7 @@ pub struct AccountInfo {
 pub mod codes {
     pub const USE_DPOP_NONCE: &str = "use_dpop_nonce";
     pub const TOKEN_EXPIRED: &str = "token_expired";
+    pub const INVALID_TOKEN: &str = "invalid_token";
     pub const TOKEN_REVOKED: &str = "token_revoked";
     pub const REFRESH_TOKEN_REUSED: &str = "refresh_token_reused";
     pub const INVALID_GRANT: &str = "invalid_grant";
