@@ -1,9 +1,11 @@
 //! `congdan sign …`: the resident's signature requests (list, show with the document fetched and
 //! kept for offline reading, approve, decline), and `congdan agency sign-request …`: the demo
-//! agency creates requests with a PDF, lists them, cancels, and downloads verification bundles.
+//! agency creates requests with a PDF, lists them, shows one with the resident's decision,
+//! cancels, and downloads verification bundles.
 
 use clap::Subcommand;
 use congdan_core::signing::agency::NewSignatureRequest;
+use congdan_core::signing::agency_wire::AgencySignatureRequest;
 use congdan_core::signing::{refusal_message, DecisionStatus, RequestState, SignatureRequestInfo};
 use congdan_core::{Core, Error};
 
@@ -53,11 +55,15 @@ pub enum SignRequestAction {
     },
     /// Your agency's requests, newest first.
     List {
+        /// Only requests in this state: pending, signed, declined, expired, cancelled.
         #[arg(long)]
         state: Option<String>,
+        /// The next page, as the previous page printed it.
         #[arg(long)]
         cursor: Option<String>,
     },
+    /// One request: its state and, once the resident decided, the decision.
+    Show { id: String },
     /// Cancel a pending request.
     Cancel {
         id: String,
@@ -129,11 +135,7 @@ pub async fn run(core: &Core, action: SignAction, en: bool) -> Result<(), Error>
     let signing = core.signing();
     match action {
         SignAction::List { state } => {
-            let state = match state.as_deref() {
-                None => None,
-                Some(s) => Some(RequestState::parse(s).ok_or(Error::InvalidConfig(format!("unknown state {s}")))?),
-            };
-            let list = signing.list(state)?;
+            let list = signing.list(parse_state(state.as_deref())?)?;
             if list.is_empty() {
                 println!("{}", pick(en, "Không có yêu cầu ký nào.", "No signature requests."));
             }
@@ -176,8 +178,45 @@ pub async fn run(core: &Core, action: SignAction, en: bool) -> Result<(), Error>
     Ok(())
 }
 
-fn print_json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+fn parse_state(state: Option<&str>) -> Result<Option<RequestState>, Error> {
+    match state {
+        None => Ok(None),
+        Some(s) => RequestState::parse(s).map(Some).ok_or(Error::InvalidConfig(format!("unknown state {s}"))),
+    }
+}
+
+fn secs(at: u64) -> String {
+    crate::agency::time(at as i64 * 1000)
+}
+
+/// One line per request of the agency's list.
+fn print_agency_line(en: bool, r: &AgencySignatureRequest) {
+    let resident = r.resident_national_id_masked.as_deref().map(|m| format!("  {m}")).unwrap_or_default();
+    println!("{}  {:<12} {}{resident}  {}", r.id, state_name(en, r.state), secs(r.created_at), r.title);
+}
+
+/// A request as its agency sees it, with the decision when there is one.
+fn print_agency_request(en: bool, r: &AgencySignatureRequest) {
+    println!("{}  [{}]  {}", r.title, state_name(en, r.state), r.id);
+    if let Some(resident) = &r.resident_national_id_masked {
+        println!("{}: {resident}", pick(en, "Người ký", "Resident"));
+    }
+    println!("{}: {}  ·  {}: {}", pick(en, "Cơ quan", "Agency"), r.agency_code, pick(en, "Mục đích", "Purpose"), r.purpose);
+    println!("{}: {}  ·  {}: {}", pick(en, "Tạo lúc", "Created"), secs(r.created_at), pick(en, "Hạn ký", "Expires"), secs(r.expires_at));
+    println!("{}: {} bytes, SHA-256 {}", pick(en, "Tài liệu", "Document"), r.document.size, r.document.sha256);
+    if let Some(at) = r.cancelled_at {
+        let reason = r.cancel_reason.as_deref().map(|why| format!(": {why}")).unwrap_or_default();
+        println!("{} {}{reason}", pick(en, "Đã hủy lúc", "Cancelled at"), secs(at));
+    }
+    if let Some(d) = &r.decision {
+        let what = match d.intent {
+            congdan_core::signing::Intent::Approve => pick(en, "Người dân đã ký đồng ý", "The resident approved"),
+            congdan_core::signing::Intent::Decline => pick(en, "Người dân đã từ chối", "The resident declined"),
+        };
+        let reason = d.decline_reason.as_deref().map(|why| format!(": {why}")).unwrap_or_default();
+        println!("{what} ({} {}){reason}", pick(en, "ký lúc", "signed at"), secs(d.signed_at));
+        println!("{}: {}", pick(en, "Khóa thiết bị", "Device key"), d.device_key_id);
+    }
 }
 
 pub async fn run_agency(core: &Core, action: SignRequestAction, en: bool) -> Result<(), Error> {
@@ -195,19 +234,39 @@ pub async fn run_agency(core: &Core, action: SignRequestAction, en: bool) -> Res
                 agency_code: None,
             };
             let created = agency.create(&request, &bytes).await?;
-            println!("{}: {}", pick(en, "Đã tạo yêu cầu ký", "Signature request created"), created["id"].as_str().unwrap_or("?"));
+            if let Some(resident) = &created.resident_national_id_masked {
+                println!("{}: {resident}  ·  {}: {}", pick(en, "Người ký", "Resident"), pick(en, "Hạn ký", "Expires"), secs(created.expires_at));
+            }
+            // The id last: scripts take the last word.
+            println!("{}: {}", pick(en, "Đã tạo yêu cầu ký", "Signature request created"), created.id);
         }
-        SignRequestAction::List { state, cursor } => print_json(&agency.list(state.as_deref(), cursor.as_deref()).await?),
-        SignRequestAction::Cancel { id, reason } => print_json(&agency.cancel(&id, reason.as_deref()).await?),
+        SignRequestAction::List { state, cursor } => {
+            let page = agency.list(parse_state(state.as_deref())?, cursor.as_deref()).await?;
+            if page.requests.is_empty() {
+                println!("{}", pick(en, "Không có yêu cầu ký nào.", "No signature requests."));
+            }
+            for r in &page.requests {
+                print_agency_line(en, r);
+            }
+            if let Some(next) = &page.next_cursor {
+                println!("{}: --cursor {next}", pick(en, "Trang sau", "Next page"));
+            }
+        }
+        SignRequestAction::Show { id } => print_agency_request(en, &agency.get(&id).await?),
+        SignRequestAction::Cancel { id, reason } => {
+            let cancelled = agency.cancel(&id, reason.as_deref()).await?;
+            print_agency_request(en, &cancelled);
+        }
         SignRequestAction::Bundle { id, out } => {
             let bundle = agency.bundle(&id).await?;
+            // The bundle is for tools and third parties: JSON, exactly as the server sent it.
+            let text = serde_json::to_string_pretty(&bundle).map_err(|e| Error::BadData(e.to_string()))?;
             match out {
                 Some(path) => {
-                    let text = serde_json::to_string_pretty(&bundle).unwrap_or_default();
                     std::fs::write(&path, text).map_err(|source| Error::DataDirectory { path: path.clone(), source })?;
                     println!("{}: {}", pick(en, "Đã lưu", "Saved"), path.display());
                 }
-                None => print_json(&bundle),
+                None => println!("{text}"),
             }
         }
     }

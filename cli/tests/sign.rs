@@ -45,6 +45,25 @@ async fn the_agency_asks_the_resident_reads_and_declines() {
     let (ok, _, err) = congdan(&lan, &url, &["sign", "approve", &id]);
     assert!(!ok && err.contains("đã được trả lời"), "{err}");
 
+    // The agency's view: the list, the request with the decision, a cancellation.
+    let (ok, out, err) = congdan(&staff, &url, &["agency", "sign-request", "list", "--state", "declined"]);
+    assert!(ok && out.contains(&id) && out.contains("đã từ chối") && out.contains("Hợp đồng thuê nhà"), "{out}{err}");
+    let (ok, out, err) = congdan(&staff, &url, &["--english", "agency", "sign-request", "show", &id]);
+    assert!(ok && out.contains("[declined]") && out.contains("079*******45"), "{out}{err}");
+    assert!(out.contains("The resident declined") && out.contains("Sai giá thuê"), "{out}");
+    let (ok, out, err) = congdan(
+        &staff,
+        &url,
+        &["agency", "sign-request", "create", "--resident", "079165012345", "--pdf", pdf.to_str().unwrap(),
+          "--title", "Phụ lục hợp đồng", "--summary", "Gia hạn 6 tháng.", "--purpose", "Xác nhận phụ lục"],
+    );
+    assert!(ok, "{out}{err}");
+    let second = out.trim().rsplit(' ').next().unwrap().to_string();
+    let (ok, out, err) = congdan(&staff, &url, &["agency", "sign-request", "cancel", &second, "--reason", "Gửi nhầm"]);
+    assert!(ok && out.contains("[đã hủy]") && out.contains("Gửi nhầm"), "{out}{err}");
+    let (ok, out, _) = congdan(&staff, &url, &["agency", "sign-request", "list", "--state", "pending"]);
+    assert!(ok && out.contains("Không có yêu cầu ký nào."), "{out}");
+
     let bundle = tmp.path().join("bundle.json");
     let (ok, _, err) = congdan(&staff, &url, &["agency", "sign-request", "bundle", &id, "--out", bundle.to_str().unwrap()]);
     assert!(ok, "{err}");

@@ -77,7 +77,7 @@ async fn approved_offline_sent_later_and_verified_by_the_agency() {
 
     let document = pdf("bien ban ban giao A-1203");
     let created = staff.signing().agency().create(&new_request("Bàn giao căn hộ"), &document).await.unwrap();
-    let id = created["id"].as_str().unwrap().to_string();
+    let id = created.id.clone();
 
     lan.sync(&quiet).await.unwrap();
     let info = lan.signing().get(&id).unwrap();
@@ -107,18 +107,27 @@ async fn approved_offline_sent_later_and_verified_by_the_agency() {
     assert_eq!(lan.signing().get(&id).unwrap().request.state, RequestState::Signed);
     assert!(lan.signing().outbox(&id).unwrap().iter().any(|i| i.idempotency_key == key));
 
+    // The agency's view of the result.
+    let result = staff.signing().agency().get(&id).await.unwrap();
+    assert_eq!(result.state, RequestState::Signed);
+    let decision = result.decision.expect("the decision");
+    assert_eq!((decision.intent, decision.decided_at), (Intent::Approve, result.decided_at));
+    assert_eq!(result.resident_national_id_masked.as_deref(), Some("079*******45"));
+    let signed = staff.signing().agency().list(Some(RequestState::Signed), None).await.unwrap();
+    assert_eq!(signed.requests.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
+    assert!(staff.signing().agency().list(Some(RequestState::Pending), None).await.unwrap().requests.is_empty());
+
     // The agency's bundle: the decision verifies with the device key it carries, over the
     // document and summary the agency sent.
     let bundle = staff.signing().agency().bundle(&id).await.unwrap();
-    let decoded = &bundle["decoded"];
-    assert_eq!(decoded["intent"], "approve");
-    assert_eq!(decoded["document_sha256"], congdan_core::crypto::hex(&sha256(&document)));
-    assert_eq!(decoded["summary_sha256"], congdan_core::crypto::hex(&summary_hash(SUMMARY)));
-    let statement = base64::engine::general_purpose::STANDARD
-        .decode(bundle["decision"]["statement"].as_str().unwrap())
-        .unwrap();
+    let decoded = &bundle.decoded;
+    assert_eq!(decoded.intent, Intent::Approve);
+    assert_eq!(decoded.document_sha256, congdan_core::crypto::hex(&sha256(&document)));
+    assert_eq!(decoded.summary_sha256, congdan_core::crypto::hex(&summary_hash(SUMMARY)));
+    assert_eq!(bundle.request.summary, SUMMARY);
+    let statement = base64::engine::general_purpose::STANDARD.decode(&bundle.decision.statement).unwrap();
     let device = device_key(&tmp.path().join("lan"));
-    assert_eq!(bundle["decision"]["public_key_pem"].as_str().unwrap(), public_key_pem(&device).unwrap());
+    assert_eq!(bundle.decision.public_key_pem, public_key_pem(&device).unwrap());
     let verified = verify_decision(&statement, &vec![(device.default_key_id(), device)]).unwrap();
     assert_eq!(verified.decision.intent, Intent::Approve);
     assert_eq!(verified.decision.request_id, id);
@@ -138,13 +147,15 @@ async fn an_approval_queued_while_the_agency_cancelled_is_refused_with_the_reaso
     login(&staff, "staff").await;
 
     let created = staff.signing().agency().create(&new_request("Hợp đồng thuê"), &pdf("hop dong")).await.unwrap();
-    let id = created["id"].as_str().unwrap().to_string();
+    let id = created.id.clone();
     lan.sync(&quiet).await.unwrap();
     lan.signing().fetch_document(&id).await.unwrap();
 
     // The phone goes offline (its server address no longer answers); meanwhile the agency
     // cancels; the resident approves offline.
-    staff.signing().agency().cancel(&id, Some("Gửi nhầm")).await.unwrap();
+    let cancelled = staff.signing().agency().cancel(&id, Some("Gửi nhầm")).await.unwrap();
+    assert_eq!((cancelled.state, cancelled.cancel_reason.as_deref()), (RequestState::Cancelled, Some("Gửi nhầm")));
+    assert!(cancelled.cancelled_at.is_some() && cancelled.decision.is_none());
     s.shutdown().await;
     lan.signing().approve(&id).unwrap();
 
@@ -260,11 +271,11 @@ async fn a_create_whose_answer_is_lost_is_retried_with_its_key_and_makes_one_req
     let document = pdf("bien ban nghiem thu");
     let created = staff.signing().agency().create(&new_request("Nghiệm thu công trình"), &document).await.unwrap();
     assert_eq!(creates_seen.load(Ordering::SeqCst), 2, "the create was sent twice: the lost one and its retry");
-    let id = created["id"].as_str().unwrap().to_string();
+    let id = created.id.clone();
 
     // One request for Lan, one on her phone.
     let listed = staff.signing().agency().list(None, None).await.unwrap();
-    let ids: Vec<&str> = listed["requests"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = listed.requests.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, [id.as_str()]);
     lan.sync(&quiet).await.unwrap();
     let on_phone: Vec<String> = lan.signing().list(None).unwrap().into_iter().map(|i| i.request.id).collect();
@@ -277,7 +288,7 @@ async fn a_create_whose_answer_is_lost_is_retried_with_its_key_and_makes_one_req
     let first = staff.signing().agency().create_uploaded(&request, &sha256, key).await.unwrap();
     let again = staff.signing().agency().create_uploaded(&request, &sha256, key).await.unwrap();
     assert_eq!(again, first);
-    assert_ne!(first["id"], created["id"]);
+    assert_ne!(first.id, created.id);
     let other = staff.signing().agency().create_uploaded(&new_request("Khác"), &sha256, key).await;
     assert!(matches!(other, Err(Error::ServerRejected { status: 422, ref code, .. }) if code == "idempotency_key_reused"), "{other:?}");
     s.shutdown().await;

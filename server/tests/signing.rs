@@ -11,6 +11,7 @@ use common::identity::{error_code, http, login, Session};
 use common::Backend;
 use congdan_core::crypto::{from_hex, hex, Signer};
 use congdan_core::drafts::attachments::CHUNK_BYTES;
+use congdan_core::signing::agency_wire::{AgencyRequestPage, AgencySignatureRequest, DecisionBundle, DossierBundle};
 use congdan_core::signing::summary_hash;
 use congdan_core::signing::wire::{encode_statement, Decision, Intent};
 use congdan_server::db::{Db, DbError};
@@ -202,6 +203,9 @@ on_both_backends!(agencies_create_list_and_cancel_only_their_own_requests, |b: B
     assert_eq!(page["requests"][0]["id"], second["id"]);
     let cursor = page["next_cursor"].as_str().unwrap().to_string();
     let page2: Value = staff.request("GET", &format!("/v1/agency/signature-requests?limit=1&cursor={cursor}"), None).await.json().await.unwrap();
+    let typed: AgencyRequestPage = serde_json::from_value(page2.clone()).unwrap();
+    assert_eq!((typed.requests.len(), typed.next_cursor.as_deref()), (1, None));
+    assert_eq!(serde_json::to_value(&typed).unwrap(), page2);
     assert_eq!(page2["requests"][0]["id"], first["id"]);
     assert!(page2["next_cursor"].is_null());
     let by_resident: Value = staff.request("GET", &format!("/v1/agency/signature-requests?resident={LAN_NID}"), None).await.json().await.unwrap();
@@ -255,7 +259,6 @@ on_both_backends!(agencies_create_list_and_cancel_only_their_own_requests, |b: B
     server.shutdown().await;
 });
 
-/// r‖s to DER, written here independently of the server's own conversion.
 on_both_backends!(a_retried_create_answers_with_the_first_request_and_asks_the_resident_once, |b: Backend| async move {
     let server = common::start(&b.url).await;
     let mut lan = login(&server.url(), "lan").await;
@@ -322,6 +325,7 @@ on_both_backends!(a_retried_create_answers_with_the_first_request_and_asks_the_r
     server.shutdown().await;
 });
 
+/// r‖s to DER, written here independently of the server's own conversion.
 fn der_of(raw: &[u8]) -> Vec<u8> {
     let int = |b: &[u8]| {
         let mut v: Vec<u8> = b.iter().skip_while(|&&x| x == 0).copied().collect();
@@ -393,10 +397,17 @@ on_both_backends!(a_decision_is_accepted_once_and_its_bundle_verifies_with_opens
     assert_eq!(result["decision"]["intent"], "approve");
     assert_eq!(result["decision"]["device_key_id"], hex(lan.device.signer.key_id()));
     assert_eq!(result["resident_national_id_masked"], "079*******45");
+    // What the agency's client reads: the core's typed record, nothing lost on the way.
+    let typed: AgencySignatureRequest = serde_json::from_value(result.clone()).unwrap();
+    assert_eq!(typed.decision.as_ref().map(|d| d.intent), Some(Intent::Approve));
+    assert_eq!(typed.decided_at, receipt["decided_at"].as_u64());
+    assert_eq!(serde_json::to_value(&typed).unwrap(), result);
 
     // The bundle verifies with OpenSSL alone; the server's DER matches ours.
     let bundle: Value = staff.request("GET", &format!("/v1/agency/signature-requests/{id}/bundle"), None).await.json().await.unwrap();
     assert_eq!(bundle["decoded"]["intent"], "approve");
+    let typed: DecisionBundle = serde_json::from_value(bundle.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&typed).unwrap(), bundle);
     assert_eq!(bundle["decoded"]["account_id"], lan_id);
     assert_eq!(bundle["attestation"]["account_id"], lan_id);
     assert_eq!(bundle["attestation"]["device_key_id"], hex(lan.device.signer.key_id()));
@@ -629,6 +640,9 @@ on_both_backends!(a_signed_case_gets_a_bundle_and_an_unsigned_one_is_marked, |b:
     assert_eq!(r.status(), 200);
     let bundle: Value = r.json().await.unwrap();
     assert_eq!(bundle["decoded"]["account_id"], lan_id);
+    let typed: DossierBundle = serde_json::from_value(bundle.clone()).unwrap();
+    assert_eq!((typed.case_id.as_str(), typed.decoded.content_sha256.len()), (case_id.as_str(), 64));
+    assert_eq!(serde_json::to_value(&typed).unwrap(), bundle);
     let dir = tempfile::tempdir().unwrap();
     assert!(openssl_verifies_part(&bundle, "dossier", dir.path()), "the case bundle verifies with openssl");
     let mut tampered = bundle.clone();

@@ -1,12 +1,14 @@
 //! The agency's side of signature requests (staff with a role `agency:<CODE>`), online only:
 //! upload the PDF, create a request for a resident (by national ID number), list, cancel, and
 //! download the verification bundle of a decided request or of a signed case. Used by the CLI
-//! (`congdan agency sign-request …`) and the tests; the answers are the server's JSON
-//! (docs/api.md).
+//! (`congdan agency sign-request …`), the ffi and the tests; the answers are the typed records of
+//! [`super::agency_wire`], which the server serializes (docs/api.md).
 
 use ring::digest::{digest, SHA256};
 use serde::Serialize;
 
+use super::agency_wire::{AgencyRequestPage, AgencySignatureRequest, DecisionBundle, DossierBundle};
+use super::api::RequestState;
 use crate::core::Core;
 use crate::crypto::hex;
 use crate::drafts::attachments::{BlobOffer, BlobOffset, BLOBS_PATH, CHUNK_BYTES, UPLOAD_OFFSET_HEADER};
@@ -93,7 +95,7 @@ impl AgencySigning {
     /// Uploads the PDF and creates the request; the answer is the request as the agency sees it.
     /// One idempotency key is made for this create and kept for all its attempts, so a retry
     /// after a lost answer is the same request, never a second one for the resident to sign.
-    pub async fn create(&self, request: &NewSignatureRequest, pdf: &[u8]) -> Result<serde_json::Value> {
+    pub async fn create(&self, request: &NewSignatureRequest, pdf: &[u8]) -> Result<AgencySignatureRequest> {
         let sha256 = self.upload_pdf(pdf).await?;
         self.create_uploaded(request, &sha256, &uuid::Uuid::new_v4().to_string()).await
     }
@@ -108,7 +110,7 @@ impl AgencySigning {
         request: &NewSignatureRequest,
         document_sha256: &str,
         idempotency_key: &str,
-    ) -> Result<serde_json::Value> {
+    ) -> Result<AgencySignatureRequest> {
         let body = CreateBody {
             resident_national_id: &request.resident_national_id,
             agency_code: request.agency_code.as_deref(),
@@ -135,44 +137,64 @@ impl AgencySigning {
         }
     }
 
-    /// A page of the agency's requests, newest first; `state` filters (`pending`, `signed`, …).
-    pub async fn list(&self, state: Option<&str>, cursor: Option<&str>) -> Result<serde_json::Value> {
-        let mut path = url::form_urlencoded::Serializer::new(String::new());
-        if let Some(s) = state {
-            path.append_pair("state", s);
-        }
-        if let Some(c) = cursor {
-            path.append_pair("cursor", c);
-        }
-        let query = path.finish();
+    /// A page of the agency's requests, newest first; `state` filters; `cursor` is the
+    /// `next_cursor` of the page before.
+    pub async fn list(&self, state: Option<RequestState>, cursor: Option<&str>) -> Result<AgencyRequestPage> {
+        // Built in its own block: the serializer is not Send and must not live across the await.
+        let query = {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            if let Some(s) = state {
+                query.append_pair("state", s.as_str());
+            }
+            if let Some(c) = cursor {
+                query.append_pair("cursor", c);
+            }
+            query.finish()
+        };
         let path = if query.is_empty() { REQUESTS_PATH.to_string() } else { format!("{REQUESTS_PATH}?{query}") };
         self.core.session().send_authorized(Method::GET, &path, None, None).await
     }
 
-    pub async fn get(&self, id: &str) -> Result<serde_json::Value> {
-        self.core.session().send_authorized(Method::GET, &format!("{REQUESTS_PATH}/{id}"), None, None).await
+    /// One request with its state and, once the resident decided, the decision.
+    pub async fn get(&self, id: &str) -> Result<AgencySignatureRequest> {
+        self.core.session().send_authorized(Method::GET, &request_path(id, "")?, None, None).await
     }
 
     /// Cancels a pending request (the resident's phone is told through the feed).
-    pub async fn cancel(&self, id: &str, reason: Option<&str>) -> Result<serde_json::Value> {
+    pub async fn cancel(&self, id: &str, reason: Option<&str>) -> Result<AgencySignatureRequest> {
         let body = serde_json::to_vec(&serde_json::json!({ "reason": reason })).map_err(|e| Error::BadData(e.to_string()))?;
         self.core
             .session()
-            .send_authorized(Method::POST, &format!("{REQUESTS_PATH}/{id}/cancel"), Some((body, "application/json")), None)
+            .send_authorized(Method::POST, &request_path(id, "/cancel")?, Some((body, "application/json")), None)
             .await
     }
 
     /// The verification bundle of a decided request: the decision statement, the device key's
     /// attestation, the keys as PEM, what a third party needs to check it (docs/signatures.md).
-    pub async fn bundle(&self, id: &str) -> Result<serde_json::Value> {
-        self.core.session().send_authorized(Method::GET, &format!("{REQUESTS_PATH}/{id}/bundle"), None, None).await
+    pub async fn bundle(&self, id: &str) -> Result<DecisionBundle> {
+        self.core.session().send_authorized(Method::GET, &request_path(id, "/bundle")?, None, None).await
     }
 
     /// The verification bundle of a signed case's dossier signature.
-    pub async fn case_bundle(&self, case_id: &str) -> Result<serde_json::Value> {
+    pub async fn case_bundle(&self, case_id: &str) -> Result<DossierBundle> {
+        check_id(case_id).map_err(|_| Error::NotFound { what: "case" })?;
         self.core
             .session()
             .send_authorized(Method::GET, &format!("v1/agency/cases/{case_id}/signature-bundle"), None, None)
             .await
     }
+}
+
+/// An id as the server makes them (UUIDs): it goes into a path, so nothing that could make it
+/// another path (`/`, `?`, `..`). Anything else names nothing that exists.
+fn check_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(Error::NotFound { what: "signature request" });
+    }
+    Ok(())
+}
+
+fn request_path(id: &str, suffix: &str) -> Result<String> {
+    check_id(id)?;
+    Ok(format!("{REQUESTS_PATH}/{id}{suffix}"))
 }

@@ -1,13 +1,15 @@
 //! Document signing (issue 6): a resident approves or declines an agency's signature request with
 //! the phone's device key, signs what they submit in a case, and the server attests which device
 //! keys were theirs. The signed byte structures live in [`wire`] (shared with the server, layout
-//! in docs/signatures.md); the JSON of the feed and the endpoints in [`api`].
+//! in docs/signatures.md); the JSON of the feed and the endpoints in [`api`], of the agency's
+//! endpoints in [`agency_wire`] (the agency's client: [`agency`]).
 //!
 //! The resident's phone: [`SigningService`] (`Core::signing()`), with [`store`] (requests and
 //! their checked documents kept offline), [`changes`] (`signature.request`, `signature.state` from
 //! the account feed) and [`commands`] (`signature.decision` in the one outbox).
 
 pub mod agency;
+pub mod agency_wire;
 pub mod api;
 pub(crate) mod changes;
 pub(crate) mod commands;

@@ -845,19 +845,36 @@ public func FfiConverterTypeAgencyApi_lower(_ value: AgencyApi) -> UInt64 {
 public protocol AgencySigningApiProtocol: AnyObject, Sendable {
     
     /**
-     * The verification bundle of a decided request, as JSON (docs/api.md).
+     * The verification bundle of a decided request.
      */
-    func bundleJson(id: String) async throws  -> String
+    func bundle(id: String) async throws  -> SigningBundle
     
     /**
      * Cancels a pending request; the resident's phone learns it through the feed.
      */
-    func cancel(id: String, reason: String?) async throws 
+    func cancel(id: String, reason: String?) async throws  -> AgencySigningRequest
     
     /**
-     * Uploads the PDF and asks the resident to sign it. Returns the request id.
+     * The verification bundle of a signed case.
      */
-    func create(request: NewSigningRequest, pdf: Data) async throws  -> String
+    func caseBundle(caseId: String) async throws  -> DossierSigningBundle
+    
+    /**
+     * Uploads the PDF and asks the resident to sign it. A retry after a lost answer (made here,
+     * with one idempotency key) never asks twice.
+     */
+    func create(request: NewSigningRequest, pdf: Data) async throws  -> AgencySigningRequest
+    
+    /**
+     * One request with its state and, once decided, the decision.
+     */
+    func get(id: String) async throws  -> AgencySigningRequest
+    
+    /**
+     * A page of the agency's requests, newest first; `state` filters; `cursor` is the previous
+     * page's `next_cursor`.
+     */
+    func list(state: RequestState?, cursor: String?) async throws  -> AgencySigningPage
     
 }
 /**
@@ -917,20 +934,20 @@ open class AgencySigningApi: AgencySigningApiProtocol, @unchecked Sendable {
 
     
     /**
-     * The verification bundle of a decided request, as JSON (docs/api.md).
+     * The verification bundle of a decided request.
      */
-open func bundleJson(id: String)async throws  -> String  {
+open func bundle(id: String)async throws  -> SigningBundle  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
-                uniffi_congdan_ffi_fn_method_agencysigningapi_bundle_json(
+                uniffi_congdan_ffi_fn_method_agencysigningapi_bundle(
                         self.uniffiCloneHandle(),FfiConverterString.lower(id)
                 )
             },
             pollFunc: ffi_congdan_ffi_rust_future_poll_rust_buffer,
             completeFunc: ffi_congdan_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_congdan_ffi_rust_future_free_rust_buffer,
-            liftFunc: FfiConverterString.lift,
+            liftFunc: FfiConverterTypeSigningBundle_lift,
             errorHandler: FfiConverterTypeCongdanError_lift
         )
 }
@@ -938,7 +955,7 @@ open func bundleJson(id: String)async throws  -> String  {
     /**
      * Cancels a pending request; the resident's phone learns it through the feed.
      */
-open func cancel(id: String, reason: String?)async throws   {
+open func cancel(id: String, reason: String?)async throws  -> AgencySigningRequest  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
@@ -946,18 +963,38 @@ open func cancel(id: String, reason: String?)async throws   {
                         self.uniffiCloneHandle(),FfiConverterString.lower(id),FfiConverterOptionString.lower(reason)
                 )
             },
-            pollFunc: ffi_congdan_ffi_rust_future_poll_void,
-            completeFunc: ffi_congdan_ffi_rust_future_complete_void,
-            freeFunc: ffi_congdan_ffi_rust_future_free_void,
-            liftFunc: { $0 },
+            pollFunc: ffi_congdan_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_congdan_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_congdan_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeAgencySigningRequest_lift,
             errorHandler: FfiConverterTypeCongdanError_lift
         )
 }
     
     /**
-     * Uploads the PDF and asks the resident to sign it. Returns the request id.
+     * The verification bundle of a signed case.
      */
-open func create(request: NewSigningRequest, pdf: Data)async throws  -> String  {
+open func caseBundle(caseId: String)async throws  -> DossierSigningBundle  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_congdan_ffi_fn_method_agencysigningapi_case_bundle(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(caseId)
+                )
+            },
+            pollFunc: ffi_congdan_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_congdan_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_congdan_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeDossierSigningBundle_lift,
+            errorHandler: FfiConverterTypeCongdanError_lift
+        )
+}
+    
+    /**
+     * Uploads the PDF and asks the resident to sign it. A retry after a lost answer (made here,
+     * with one idempotency key) never asks twice.
+     */
+open func create(request: NewSigningRequest, pdf: Data)async throws  -> AgencySigningRequest  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
@@ -968,7 +1005,46 @@ open func create(request: NewSigningRequest, pdf: Data)async throws  -> String  
             pollFunc: ffi_congdan_ffi_rust_future_poll_rust_buffer,
             completeFunc: ffi_congdan_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_congdan_ffi_rust_future_free_rust_buffer,
-            liftFunc: FfiConverterString.lift,
+            liftFunc: FfiConverterTypeAgencySigningRequest_lift,
+            errorHandler: FfiConverterTypeCongdanError_lift
+        )
+}
+    
+    /**
+     * One request with its state and, once decided, the decision.
+     */
+open func get(id: String)async throws  -> AgencySigningRequest  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_congdan_ffi_fn_method_agencysigningapi_get(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_congdan_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_congdan_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_congdan_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeAgencySigningRequest_lift,
+            errorHandler: FfiConverterTypeCongdanError_lift
+        )
+}
+    
+    /**
+     * A page of the agency's requests, newest first; `state` filters; `cursor` is the previous
+     * page's `next_cursor`.
+     */
+open func list(state: RequestState?, cursor: String?)async throws  -> AgencySigningPage  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_congdan_ffi_fn_method_agencysigningapi_list(
+                        self.uniffiCloneHandle(),FfiConverterOptionTypeRequestState.lower(state),FfiConverterOptionString.lower(cursor)
+                )
+            },
+            pollFunc: ffi_congdan_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_congdan_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_congdan_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeAgencySigningPage_lift,
             errorHandler: FfiConverterTypeCongdanError_lift
         )
 }
@@ -4117,6 +4193,291 @@ public func FfiConverterTypeAgencyResident_lower(_ value: AgencyResident) -> Rus
 }
 
 
+/**
+ * The resident's decision, as the agency reads it.
+ */
+public struct AgencySigningDecision: Equatable, Hashable {
+    public var decision: SignatureDecision
+    public var declineReason: String?
+    /**
+     * The phone's clock when the resident signed (unix seconds).
+     */
+    public var signedAt: UInt64
+    /**
+     * The server's clock when it recorded the decision.
+     */
+    public var decidedAt: UInt64?
+    /**
+     * Hex of the device key id that signed.
+     */
+    public var deviceKeyId: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(decision: SignatureDecision, declineReason: String?, 
+        /**
+         * The phone's clock when the resident signed (unix seconds).
+         */signedAt: UInt64, 
+        /**
+         * The server's clock when it recorded the decision.
+         */decidedAt: UInt64?, 
+        /**
+         * Hex of the device key id that signed.
+         */deviceKeyId: String) {
+        self.decision = decision
+        self.declineReason = declineReason
+        self.signedAt = signedAt
+        self.decidedAt = decidedAt
+        self.deviceKeyId = deviceKeyId
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension AgencySigningDecision: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAgencySigningDecision: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AgencySigningDecision {
+        return
+            try AgencySigningDecision(
+                decision: FfiConverterTypeSignatureDecision.read(from: &buf), 
+                declineReason: FfiConverterOptionString.read(from: &buf), 
+                signedAt: FfiConverterUInt64.read(from: &buf), 
+                decidedAt: FfiConverterOptionUInt64.read(from: &buf), 
+                deviceKeyId: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: AgencySigningDecision, into buf: inout [UInt8]) {
+        FfiConverterTypeSignatureDecision.write(value.decision, into: &buf)
+        FfiConverterOptionString.write(value.declineReason, into: &buf)
+        FfiConverterUInt64.write(value.signedAt, into: &buf)
+        FfiConverterOptionUInt64.write(value.decidedAt, into: &buf)
+        FfiConverterString.write(value.deviceKeyId, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAgencySigningDecision_lift(_ buf: RustBuffer) throws -> AgencySigningDecision {
+    return try FfiConverterTypeAgencySigningDecision.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAgencySigningDecision_lower(_ value: AgencySigningDecision) -> RustBuffer {
+    return FfiConverterTypeAgencySigningDecision.lower(value)
+}
+
+
+/**
+ * A page of the agency's requests, newest first.
+ */
+public struct AgencySigningPage: Equatable, Hashable {
+    public var requests: [AgencySigningRequest]
+    /**
+     * Pass it to `list` for the next page; `None` on the last.
+     */
+    public var nextCursor: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(requests: [AgencySigningRequest], 
+        /**
+         * Pass it to `list` for the next page; `None` on the last.
+         */nextCursor: String?) {
+        self.requests = requests
+        self.nextCursor = nextCursor
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension AgencySigningPage: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAgencySigningPage: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AgencySigningPage {
+        return
+            try AgencySigningPage(
+                requests: FfiConverterSequenceTypeAgencySigningRequest.read(from: &buf), 
+                nextCursor: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: AgencySigningPage, into buf: inout [UInt8]) {
+        FfiConverterSequenceTypeAgencySigningRequest.write(value.requests, into: &buf)
+        FfiConverterOptionString.write(value.nextCursor, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAgencySigningPage_lift(_ buf: RustBuffer) throws -> AgencySigningPage {
+    return try FfiConverterTypeAgencySigningPage.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAgencySigningPage_lower(_ value: AgencySigningPage) -> RustBuffer {
+    return FfiConverterTypeAgencySigningPage.lower(value)
+}
+
+
+/**
+ * A signature request as its agency sees it. Times are unix seconds.
+ */
+public struct AgencySigningRequest: Equatable, Hashable {
+    public var id: String
+    public var agencyCode: String
+    public var title: String
+    public var summary: String
+    public var purpose: String
+    public var state: RequestState
+    /**
+     * `079*******45`; `None` in list pages.
+     */
+    public var residentNationalIdMasked: String?
+    public var documentSha256: String
+    public var documentSize: UInt64
+    public var documentContentType: String
+    /**
+     * Where the agency keeps the document, when not uploaded.
+     */
+    public var documentLink: String?
+    public var createdAt: UInt64
+    public var expiresAt: UInt64
+    public var cancelledAt: UInt64?
+    public var cancelReason: String?
+    public var decidedAt: UInt64?
+    /**
+     * `None` in list pages (`state` and `decided_at` say the outcome): `get` has it.
+     */
+    public var decision: AgencySigningDecision?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(id: String, agencyCode: String, title: String, summary: String, purpose: String, state: RequestState, 
+        /**
+         * `079*******45`; `None` in list pages.
+         */residentNationalIdMasked: String?, documentSha256: String, documentSize: UInt64, documentContentType: String, 
+        /**
+         * Where the agency keeps the document, when not uploaded.
+         */documentLink: String?, createdAt: UInt64, expiresAt: UInt64, cancelledAt: UInt64?, cancelReason: String?, decidedAt: UInt64?, 
+        /**
+         * `None` in list pages (`state` and `decided_at` say the outcome): `get` has it.
+         */decision: AgencySigningDecision?) {
+        self.id = id
+        self.agencyCode = agencyCode
+        self.title = title
+        self.summary = summary
+        self.purpose = purpose
+        self.state = state
+        self.residentNationalIdMasked = residentNationalIdMasked
+        self.documentSha256 = documentSha256
+        self.documentSize = documentSize
+        self.documentContentType = documentContentType
+        self.documentLink = documentLink
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.cancelledAt = cancelledAt
+        self.cancelReason = cancelReason
+        self.decidedAt = decidedAt
+        self.decision = decision
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension AgencySigningRequest: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAgencySigningRequest: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AgencySigningRequest {
+        return
+            try AgencySigningRequest(
+                id: FfiConverterString.read(from: &buf), 
+                agencyCode: FfiConverterString.read(from: &buf), 
+                title: FfiConverterString.read(from: &buf), 
+                summary: FfiConverterString.read(from: &buf), 
+                purpose: FfiConverterString.read(from: &buf), 
+                state: FfiConverterTypeRequestState.read(from: &buf), 
+                residentNationalIdMasked: FfiConverterOptionString.read(from: &buf), 
+                documentSha256: FfiConverterString.read(from: &buf), 
+                documentSize: FfiConverterUInt64.read(from: &buf), 
+                documentContentType: FfiConverterString.read(from: &buf), 
+                documentLink: FfiConverterOptionString.read(from: &buf), 
+                createdAt: FfiConverterUInt64.read(from: &buf), 
+                expiresAt: FfiConverterUInt64.read(from: &buf), 
+                cancelledAt: FfiConverterOptionUInt64.read(from: &buf), 
+                cancelReason: FfiConverterOptionString.read(from: &buf), 
+                decidedAt: FfiConverterOptionUInt64.read(from: &buf), 
+                decision: FfiConverterOptionTypeAgencySigningDecision.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: AgencySigningRequest, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.agencyCode, into: &buf)
+        FfiConverterString.write(value.title, into: &buf)
+        FfiConverterString.write(value.summary, into: &buf)
+        FfiConverterString.write(value.purpose, into: &buf)
+        FfiConverterTypeRequestState.write(value.state, into: &buf)
+        FfiConverterOptionString.write(value.residentNationalIdMasked, into: &buf)
+        FfiConverterString.write(value.documentSha256, into: &buf)
+        FfiConverterUInt64.write(value.documentSize, into: &buf)
+        FfiConverterString.write(value.documentContentType, into: &buf)
+        FfiConverterOptionString.write(value.documentLink, into: &buf)
+        FfiConverterUInt64.write(value.createdAt, into: &buf)
+        FfiConverterUInt64.write(value.expiresAt, into: &buf)
+        FfiConverterOptionUInt64.write(value.cancelledAt, into: &buf)
+        FfiConverterOptionString.write(value.cancelReason, into: &buf)
+        FfiConverterOptionUInt64.write(value.decidedAt, into: &buf)
+        FfiConverterOptionTypeAgencySigningDecision.write(value.decision, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAgencySigningRequest_lift(_ buf: RustBuffer) throws -> AgencySigningRequest {
+    return try FfiConverterTypeAgencySigningRequest.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAgencySigningRequest_lower(_ value: AgencySigningRequest) -> RustBuffer {
+    return FfiConverterTypeAgencySigningRequest.lower(value)
+}
+
+
 public struct Attachment: Equatable, Hashable {
     public var ruleId: String
     public var sha256: String
@@ -4601,6 +4962,99 @@ public func FfiConverterTypeCoreSettings_lift(_ buf: RustBuffer) throws -> CoreS
 #endif
 public func FfiConverterTypeCoreSettings_lower(_ value: CoreSettings) -> RustBuffer {
     return FfiConverterTypeCoreSettings.lower(value)
+}
+
+
+/**
+ * The verification bundle of a signed case (its dossier signature, statement `0x32`).
+ */
+public struct DossierSigningBundle: Equatable, Hashable {
+    public var caseId: String
+    public var caseNumber: String
+    public var dossierStatement: SignedStatementPart
+    public var attestation: KeyAttestationPart
+    public var serverPublicKeyPem: String
+    public var accountId: String
+    public var procedureCode: String
+    public var draftId: String
+    public var contentSha256: String
+    public var deviceKeyId: String
+    public var signedAt: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(caseId: String, caseNumber: String, dossierStatement: SignedStatementPart, attestation: KeyAttestationPart, serverPublicKeyPem: String, accountId: String, procedureCode: String, draftId: String, contentSha256: String, deviceKeyId: String, signedAt: UInt64) {
+        self.caseId = caseId
+        self.caseNumber = caseNumber
+        self.dossierStatement = dossierStatement
+        self.attestation = attestation
+        self.serverPublicKeyPem = serverPublicKeyPem
+        self.accountId = accountId
+        self.procedureCode = procedureCode
+        self.draftId = draftId
+        self.contentSha256 = contentSha256
+        self.deviceKeyId = deviceKeyId
+        self.signedAt = signedAt
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DossierSigningBundle: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDossierSigningBundle: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DossierSigningBundle {
+        return
+            try DossierSigningBundle(
+                caseId: FfiConverterString.read(from: &buf), 
+                caseNumber: FfiConverterString.read(from: &buf), 
+                dossierStatement: FfiConverterTypeSignedStatementPart.read(from: &buf), 
+                attestation: FfiConverterTypeKeyAttestationPart.read(from: &buf), 
+                serverPublicKeyPem: FfiConverterString.read(from: &buf), 
+                accountId: FfiConverterString.read(from: &buf), 
+                procedureCode: FfiConverterString.read(from: &buf), 
+                draftId: FfiConverterString.read(from: &buf), 
+                contentSha256: FfiConverterString.read(from: &buf), 
+                deviceKeyId: FfiConverterString.read(from: &buf), 
+                signedAt: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DossierSigningBundle, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.caseId, into: &buf)
+        FfiConverterString.write(value.caseNumber, into: &buf)
+        FfiConverterTypeSignedStatementPart.write(value.dossierStatement, into: &buf)
+        FfiConverterTypeKeyAttestationPart.write(value.attestation, into: &buf)
+        FfiConverterString.write(value.serverPublicKeyPem, into: &buf)
+        FfiConverterString.write(value.accountId, into: &buf)
+        FfiConverterString.write(value.procedureCode, into: &buf)
+        FfiConverterString.write(value.draftId, into: &buf)
+        FfiConverterString.write(value.contentSha256, into: &buf)
+        FfiConverterString.write(value.deviceKeyId, into: &buf)
+        FfiConverterUInt64.write(value.signedAt, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDossierSigningBundle_lift(_ buf: RustBuffer) throws -> DossierSigningBundle {
+    return try FfiConverterTypeDossierSigningBundle.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDossierSigningBundle_lower(_ value: DossierSigningBundle) -> RustBuffer {
+    return FfiConverterTypeDossierSigningBundle.lower(value)
 }
 
 
@@ -5310,6 +5764,79 @@ public func FfiConverterTypeGateSettings_lift(_ buf: RustBuffer) throws -> GateS
 #endif
 public func FfiConverterTypeGateSettings_lower(_ value: GateSettings) -> RustBuffer {
     return FfiConverterTypeGateSettings.lower(value)
+}
+
+
+/**
+ * The server's attestation that the device key was the resident's (statement `0x31`).
+ */
+public struct KeyAttestationPart: Equatable, Hashable {
+    public var part: SignedStatementPart
+    public var accountId: String
+    public var deviceKeyId: String
+    public var registeredAt: UInt64
+    public var revokedAt: UInt64?
+    public var issuedAt: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(part: SignedStatementPart, accountId: String, deviceKeyId: String, registeredAt: UInt64, revokedAt: UInt64?, issuedAt: UInt64) {
+        self.part = part
+        self.accountId = accountId
+        self.deviceKeyId = deviceKeyId
+        self.registeredAt = registeredAt
+        self.revokedAt = revokedAt
+        self.issuedAt = issuedAt
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension KeyAttestationPart: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeKeyAttestationPart: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> KeyAttestationPart {
+        return
+            try KeyAttestationPart(
+                part: FfiConverterTypeSignedStatementPart.read(from: &buf), 
+                accountId: FfiConverterString.read(from: &buf), 
+                deviceKeyId: FfiConverterString.read(from: &buf), 
+                registeredAt: FfiConverterUInt64.read(from: &buf), 
+                revokedAt: FfiConverterOptionUInt64.read(from: &buf), 
+                issuedAt: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: KeyAttestationPart, into buf: inout [UInt8]) {
+        FfiConverterTypeSignedStatementPart.write(value.part, into: &buf)
+        FfiConverterString.write(value.accountId, into: &buf)
+        FfiConverterString.write(value.deviceKeyId, into: &buf)
+        FfiConverterUInt64.write(value.registeredAt, into: &buf)
+        FfiConverterOptionUInt64.write(value.revokedAt, into: &buf)
+        FfiConverterUInt64.write(value.issuedAt, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeKeyAttestationPart_lift(_ buf: RustBuffer) throws -> KeyAttestationPart {
+    return try FfiConverterTypeKeyAttestationPart.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeKeyAttestationPart_lower(_ value: KeyAttestationPart) -> RustBuffer {
+    return FfiConverterTypeKeyAttestationPart.lower(value)
 }
 
 
@@ -6025,6 +6552,224 @@ public func FfiConverterTypeSignatureRequest_lift(_ buf: RustBuffer) throws -> S
 #endif
 public func FfiConverterTypeSignatureRequest_lower(_ value: SignatureRequest) -> RustBuffer {
     return FfiConverterTypeSignatureRequest.lower(value)
+}
+
+
+/**
+ * One signed statement of a bundle, split so that OpenSSL alone can check it. Binary parts are
+ * standard base64.
+ */
+public struct SignedStatementPart: Equatable, Hashable {
+    public var statement: String
+    /**
+     * What the key signed (the statement without its signature).
+     */
+    public var signedBytes: String
+    /**
+     * 64 bytes: P-256 r‖s, or Ed25519.
+     */
+    public var signature: String
+    /**
+     * P-256 only: the signature as DER (what `openssl dgst -verify` reads).
+     */
+    public var signatureDer: String?
+    public var publicKeyPem: String
+    public var keyId: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(statement: String, 
+        /**
+         * What the key signed (the statement without its signature).
+         */signedBytes: String, 
+        /**
+         * 64 bytes: P-256 r‖s, or Ed25519.
+         */signature: String, 
+        /**
+         * P-256 only: the signature as DER (what `openssl dgst -verify` reads).
+         */signatureDer: String?, publicKeyPem: String, keyId: String) {
+        self.statement = statement
+        self.signedBytes = signedBytes
+        self.signature = signature
+        self.signatureDer = signatureDer
+        self.publicKeyPem = publicKeyPem
+        self.keyId = keyId
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SignedStatementPart: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSignedStatementPart: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SignedStatementPart {
+        return
+            try SignedStatementPart(
+                statement: FfiConverterString.read(from: &buf), 
+                signedBytes: FfiConverterString.read(from: &buf), 
+                signature: FfiConverterString.read(from: &buf), 
+                signatureDer: FfiConverterOptionString.read(from: &buf), 
+                publicKeyPem: FfiConverterString.read(from: &buf), 
+                keyId: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SignedStatementPart, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.statement, into: &buf)
+        FfiConverterString.write(value.signedBytes, into: &buf)
+        FfiConverterString.write(value.signature, into: &buf)
+        FfiConverterOptionString.write(value.signatureDer, into: &buf)
+        FfiConverterString.write(value.publicKeyPem, into: &buf)
+        FfiConverterString.write(value.keyId, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSignedStatementPart_lift(_ buf: RustBuffer) throws -> SignedStatementPart {
+    return try FfiConverterTypeSignedStatementPart.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSignedStatementPart_lower(_ value: SignedStatementPart) -> RustBuffer {
+    return FfiConverterTypeSignedStatementPart.lower(value)
+}
+
+
+/**
+ * The verification bundle of a decided request (docs/signatures.md, "Verify a bundle with
+ * openssl"), with the decision's fields for people and what the agency asked.
+ */
+public struct SigningBundle: Equatable, Hashable {
+    public var requestId: String
+    public var decisionStatement: SignedStatementPart
+    public var attestation: KeyAttestationPart
+    public var serverPublicKeyPem: String
+    public var decision: SignatureDecision
+    public var declineReason: String?
+    public var agencyCode: String
+    public var accountId: String
+    public var deviceKeyId: String
+    public var documentSha256: String
+    public var summarySha256: String
+    public var purpose: String
+    public var signedAt: UInt64
+    public var expiresAt: UInt64
+    public var title: String
+    public var summary: String
+    public var documentSize: UInt64
+    public var documentContentType: String
+    public var documentLink: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(requestId: String, decisionStatement: SignedStatementPart, attestation: KeyAttestationPart, serverPublicKeyPem: String, decision: SignatureDecision, declineReason: String?, agencyCode: String, accountId: String, deviceKeyId: String, documentSha256: String, summarySha256: String, purpose: String, signedAt: UInt64, expiresAt: UInt64, title: String, summary: String, documentSize: UInt64, documentContentType: String, documentLink: String?) {
+        self.requestId = requestId
+        self.decisionStatement = decisionStatement
+        self.attestation = attestation
+        self.serverPublicKeyPem = serverPublicKeyPem
+        self.decision = decision
+        self.declineReason = declineReason
+        self.agencyCode = agencyCode
+        self.accountId = accountId
+        self.deviceKeyId = deviceKeyId
+        self.documentSha256 = documentSha256
+        self.summarySha256 = summarySha256
+        self.purpose = purpose
+        self.signedAt = signedAt
+        self.expiresAt = expiresAt
+        self.title = title
+        self.summary = summary
+        self.documentSize = documentSize
+        self.documentContentType = documentContentType
+        self.documentLink = documentLink
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SigningBundle: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSigningBundle: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SigningBundle {
+        return
+            try SigningBundle(
+                requestId: FfiConverterString.read(from: &buf), 
+                decisionStatement: FfiConverterTypeSignedStatementPart.read(from: &buf), 
+                attestation: FfiConverterTypeKeyAttestationPart.read(from: &buf), 
+                serverPublicKeyPem: FfiConverterString.read(from: &buf), 
+                decision: FfiConverterTypeSignatureDecision.read(from: &buf), 
+                declineReason: FfiConverterOptionString.read(from: &buf), 
+                agencyCode: FfiConverterString.read(from: &buf), 
+                accountId: FfiConverterString.read(from: &buf), 
+                deviceKeyId: FfiConverterString.read(from: &buf), 
+                documentSha256: FfiConverterString.read(from: &buf), 
+                summarySha256: FfiConverterString.read(from: &buf), 
+                purpose: FfiConverterString.read(from: &buf), 
+                signedAt: FfiConverterUInt64.read(from: &buf), 
+                expiresAt: FfiConverterUInt64.read(from: &buf), 
+                title: FfiConverterString.read(from: &buf), 
+                summary: FfiConverterString.read(from: &buf), 
+                documentSize: FfiConverterUInt64.read(from: &buf), 
+                documentContentType: FfiConverterString.read(from: &buf), 
+                documentLink: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SigningBundle, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.requestId, into: &buf)
+        FfiConverterTypeSignedStatementPart.write(value.decisionStatement, into: &buf)
+        FfiConverterTypeKeyAttestationPart.write(value.attestation, into: &buf)
+        FfiConverterString.write(value.serverPublicKeyPem, into: &buf)
+        FfiConverterTypeSignatureDecision.write(value.decision, into: &buf)
+        FfiConverterOptionString.write(value.declineReason, into: &buf)
+        FfiConverterString.write(value.agencyCode, into: &buf)
+        FfiConverterString.write(value.accountId, into: &buf)
+        FfiConverterString.write(value.deviceKeyId, into: &buf)
+        FfiConverterString.write(value.documentSha256, into: &buf)
+        FfiConverterString.write(value.summarySha256, into: &buf)
+        FfiConverterString.write(value.purpose, into: &buf)
+        FfiConverterUInt64.write(value.signedAt, into: &buf)
+        FfiConverterUInt64.write(value.expiresAt, into: &buf)
+        FfiConverterString.write(value.title, into: &buf)
+        FfiConverterString.write(value.summary, into: &buf)
+        FfiConverterUInt64.write(value.documentSize, into: &buf)
+        FfiConverterString.write(value.documentContentType, into: &buf)
+        FfiConverterOptionString.write(value.documentLink, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSigningBundle_lift(_ buf: RustBuffer) throws -> SigningBundle {
+    return try FfiConverterTypeSigningBundle.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSigningBundle_lower(_ value: SigningBundle) -> RustBuffer {
+    return FfiConverterTypeSigningBundle.lower(value)
 }
 
 
@@ -8689,6 +9434,30 @@ fileprivate struct FfiConverterOptionTypeAgencyResident: FfiConverterRustBuffer 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeAgencySigningDecision: FfiConverterRustBuffer {
+    typealias SwiftType = AgencySigningDecision?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeAgencySigningDecision.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeAgencySigningDecision.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeDraftDetail: FfiConverterRustBuffer {
     typealias SwiftType = DraftDetail?
 
@@ -8997,6 +9766,31 @@ fileprivate struct FfiConverterSequenceTypeAgencyCaseSummary: FfiConverterRustBu
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeAgencyCaseSummary.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeAgencySigningRequest: FfiConverterRustBuffer {
+    typealias SwiftType = [AgencySigningRequest]
+
+    public static func write(_ value: [AgencySigningRequest], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeAgencySigningRequest.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [AgencySigningRequest] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [AgencySigningRequest]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeAgencySigningRequest.read(from: &buf))
         }
         return seq
     }

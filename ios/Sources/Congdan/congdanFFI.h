@@ -718,9 +718,9 @@ uint64_t uniffi_congdan_ffi_fn_clone_agencysigningapi(uint64_t handle, RustCallS
 void uniffi_congdan_ffi_fn_free_agencysigningapi(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYSIGNINGAPI_BUNDLE_JSON
-#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYSIGNINGAPI_BUNDLE_JSON
-uint64_t uniffi_congdan_ffi_fn_method_agencysigningapi_bundle_json(uint64_t ptr, RustBuffer id
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYSIGNINGAPI_BUNDLE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYSIGNINGAPI_BUNDLE
+uint64_t uniffi_congdan_ffi_fn_method_agencysigningapi_bundle(uint64_t ptr, RustBuffer id
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYSIGNINGAPI_CANCEL
@@ -728,9 +728,24 @@ uint64_t uniffi_congdan_ffi_fn_method_agencysigningapi_bundle_json(uint64_t ptr,
 uint64_t uniffi_congdan_ffi_fn_method_agencysigningapi_cancel(uint64_t ptr, RustBuffer id, RustBuffer reason
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYSIGNINGAPI_CASE_BUNDLE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYSIGNINGAPI_CASE_BUNDLE
+uint64_t uniffi_congdan_ffi_fn_method_agencysigningapi_case_bundle(uint64_t ptr, RustBuffer case_id
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYSIGNINGAPI_CREATE
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYSIGNINGAPI_CREATE
 uint64_t uniffi_congdan_ffi_fn_method_agencysigningapi_create(uint64_t ptr, RustBuffer request, RustBuffer pdf
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYSIGNINGAPI_GET
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYSIGNINGAPI_GET
+uint64_t uniffi_congdan_ffi_fn_method_agencysigningapi_get(uint64_t ptr, RustBuffer id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYSIGNINGAPI_LIST
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_METHOD_AGENCYSIGNINGAPI_LIST
+uint64_t uniffi_congdan_ffi_fn_method_agencysigningapi_list(uint64_t ptr, RustBuffer state, RustBuffer cursor
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_FN_CLONE_SIGNINGAPI
@@ -1412,9 +1427,9 @@ uint16_t uniffi_congdan_ffi_checksum_method_syncprogresslistener_on_progress(voi
     
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYSIGNINGAPI_BUNDLE_JSON
-#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYSIGNINGAPI_BUNDLE_JSON
-uint16_t uniffi_congdan_ffi_checksum_method_agencysigningapi_bundle_json(void
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYSIGNINGAPI_BUNDLE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYSIGNINGAPI_BUNDLE
+uint16_t uniffi_congdan_ffi_checksum_method_agencysigningapi_bundle(void
     
 );
 #endif
@@ -1424,9 +1439,27 @@ uint16_t uniffi_congdan_ffi_checksum_method_agencysigningapi_cancel(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYSIGNINGAPI_CASE_BUNDLE
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYSIGNINGAPI_CASE_BUNDLE
+uint16_t uniffi_congdan_ffi_checksum_method_agencysigningapi_case_bundle(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYSIGNINGAPI_CREATE
 #define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYSIGNINGAPI_CREATE
 uint16_t uniffi_congdan_ffi_checksum_method_agencysigningapi_create(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYSIGNINGAPI_GET
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYSIGNINGAPI_GET
+uint16_t uniffi_congdan_ffi_checksum_method_agencysigningapi_get(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYSIGNINGAPI_LIST
+#define UNIFFI_FFIDEF_UNIFFI_CONGDAN_FFI_CHECKSUM_METHOD_AGENCYSIGNINGAPI_LIST
+uint16_t uniffi_congdan_ffi_checksum_method_agencysigningapi_list(void
     
 );
 #endif

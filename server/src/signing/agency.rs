@@ -12,6 +12,10 @@ use congdan_core::catalog::model::ACCEPTED_MEDIA_TYPES;
 use congdan_core::crypto::{from_hex, hex};
 use congdan_core::drafts::attachments::is_sha256_hex;
 use congdan_core::identity::national_id;
+use congdan_core::signing::agency_wire::{
+    AgencyDecision, AgencyRequestPage, AgencySignatureRequest, BundledRequest, DecisionBundle, DecodedDecision,
+    DECISION_BUNDLE_KIND,
+};
 use congdan_core::signing::api::RequestState;
 use congdan_core::signing::verify_decision;
 use serde::Deserialize;
@@ -205,36 +209,61 @@ async fn create_claimed(
         decision_response: None,
     };
     let masked = national_id::mask(&input.resident_national_id);
-    let answer = agency_view(state, &row, Some(masked)).await?.to_string();
+    let answer = serde_json::to_string(&agency_view(state, &row, Some(masked)).await?).map_err(ApiError::internal)?;
     store::create(&state.db, row.clone(), key, &answer).await?;
     tracing::info!(agency = %row.agency_code, "signature request created");
     Ok(json_response(StatusCode::CREATED, answer))
 }
 
-/// The request as its agency sees it, with the decision when there is one.
-async fn agency_view(state: &AppState, r: &RequestRow, masked_id: Option<String>) -> Result<serde_json::Value, ApiError> {
-    let mut v = serde_json::to_value(r.view(now_secs())).map_err(ApiError::internal)?;
-    v["account_id"] = serde_json::json!(r.account_id);
-    if let Some(m) = masked_id {
-        v["resident_national_id_masked"] = serde_json::json!(m);
+/// The request as its agency sees it, without the decision (list items: no key lookup per row).
+fn agency_item(r: &RequestRow, now: i64) -> AgencySignatureRequest {
+    let view = r.view(now);
+    AgencySignatureRequest {
+        id: view.id,
+        agency_code: view.agency_code,
+        title: view.title,
+        summary: view.summary,
+        purpose: view.purpose,
+        document: view.document,
+        created_at: view.created_at,
+        expires_at: view.expires_at,
+        state: view.state,
+        account_id: r.account_id.clone(),
+        resident_national_id_masked: None,
+        cancelled_at: r.cancelled_at_ms.map(|t| (t / 1000).max(0) as u64),
+        cancel_reason: r.cancel_reason.clone(),
+        decided_at: r.decided_at_ms.map(|t| (t / 1000).max(0) as u64),
+        decision: None,
     }
-    v["cancelled_at"] = serde_json::json!(r.cancelled_at_ms.map(|t| t / 1000));
-    v["cancel_reason"] = serde_json::json!(r.cancel_reason);
-    v["decision"] = match &r.decision {
-        None => serde_json::Value::Null,
-        Some(statement) => {
-            let keys = device_keys::for_account(&state.db, &r.account_id).await?;
-            let d = verify_decision(statement, &keys).map_err(ApiError::internal)?.decision;
-            serde_json::json!({
-                "intent": d.intent.name(),
-                "decline_reason": d.decline_reason,
-                "signed_at": d.signed_at,
-                "decided_at": r.decided_at_ms.map(|t| t / 1000),
-                "device_key_id": hex(&d.device_key_id),
-            })
-        }
-    };
-    Ok(v)
+}
+
+/// The request as its agency sees it, with the decision when there is one (read from the
+/// statement after verifying it again).
+async fn agency_view(state: &AppState, r: &RequestRow, masked_id: Option<String>) -> Result<AgencySignatureRequest, ApiError> {
+    let mut view = agency_item(r, now_secs());
+    view.resident_national_id_masked = masked_id;
+    if let Some(statement) = &r.decision {
+        let keys = device_keys::for_account(&state.db, &r.account_id).await?;
+        let d = verify_decision(statement, &keys).map_err(ApiError::internal)?.decision;
+        view.decision = Some(AgencyDecision {
+            intent: d.intent,
+            decline_reason: d.decline_reason,
+            signed_at: d.signed_at,
+            decided_at: view.decided_at,
+            device_key_id: hex(&d.device_key_id),
+        });
+    }
+    Ok(view)
+}
+
+/// The resident's national ID number as screens show it.
+async fn masked_national_id(state: &AppState, account_id: &str) -> Result<String, ApiError> {
+    let account = crate::identity::store::account(&state.db, account_id).await?;
+    Ok(national_id::mask(&account.national_id))
+}
+
+fn json_of<T: serde::Serialize>(status: StatusCode, value: &T) -> Result<Response, ApiError> {
+    Ok(json_response(status, serde_json::to_string(value).map_err(ApiError::internal)?))
 }
 
 // ---- GET /v1/agency/signature-requests ----
@@ -285,7 +314,7 @@ pub async fn list(
         Some(nid) => match store::account_by_national_id(&state.db, nid).await? {
             Some(a) => Some(a),
             // Nobody by that number: an empty page, like any filter matching nothing.
-            None => return Ok(json_response(StatusCode::OK, serde_json::json!({"requests": [], "next_cursor": null}).to_string())),
+            None => return Ok(json_of(StatusCode::OK, &AgencyRequestPage { requests: Vec::new(), next_cursor: None })?),
         },
     };
     let filter = ListFilter { agencies, state: state_filter, account_id, before, limit: limit + 1, now_secs: now_secs() };
@@ -297,15 +326,8 @@ pub async fn list(
         None
     };
     let now = now_secs();
-    let items: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|r| {
-            let mut v = serde_json::to_value(r.view(now)).unwrap_or_default();
-            v["account_id"] = serde_json::json!(r.account_id);
-            v
-        })
-        .collect();
-    Ok(json_response(StatusCode::OK, serde_json::json!({"requests": items, "next_cursor": next_cursor}).to_string()))
+    let page = AgencyRequestPage { requests: rows.iter().map(|r| agency_item(r, now)).collect(), next_cursor };
+    Ok(json_of(StatusCode::OK, &page)?)
 }
 
 // ---- GET /v1/agency/signature-requests/{id} ----
@@ -314,9 +336,8 @@ pub async fn list(
 pub async fn get(State(state): State<AppState>, caller: Authenticated, Path(id): Path<String>) -> Result<Response, Rejection> {
     let agencies = agency_codes(&caller)?;
     let r = own_request(&state, &agencies, &id).await?;
-    let account = crate::identity::store::account(&state.db, &r.account_id).await?;
-    let view = agency_view(&state, &r, Some(national_id::mask(&account.national_id))).await?;
-    Ok(json_response(StatusCode::OK, view.to_string()))
+    let masked = masked_national_id(&state, &r.account_id).await?;
+    Ok(json_of(StatusCode::OK, &agency_view(&state, &r, Some(masked)).await?)?)
 }
 
 // ---- POST /v1/agency/signature-requests/{id}/cancel ----
@@ -336,7 +357,10 @@ pub async fn cancel(State(state): State<AppState>, caller: Authenticated, Path(i
     }
     match store::cancel(&state.db, &id, agencies, &caller.account_id, input.reason).await? {
         Cancel::Missing => Err(request_not_found().into()),
-        Cancel::Cancelled(r) => Ok(json_response(StatusCode::OK, agency_view(&state, &r, None).await?.to_string())),
+        Cancel::Cancelled(r) => {
+            let masked = masked_national_id(&state, &r.account_id).await?;
+            Ok(json_of(StatusCode::OK, &agency_view(&state, &r, Some(masked)).await?)?)
+        }
         Cancel::NotPending(r) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "request_not_pending",
@@ -362,38 +386,39 @@ pub async fn download_bundle(State(state): State<AppState>, caller: Authenticate
     let key = keys.find(&d.device_key_id).ok_or_else(|| ApiError::internal("a decided request's key is gone"))?;
     let decision = bundle::split(statement, &key.public(), &d.device_key_id, true).map_err(ApiError::internal)?;
     let attestation = bundle::attest(&state.db, key).await?;
-    let body = serde_json::json!({
-        "kind": "signature_decision",
-        "request_id": r.id,
-        "decision": decision,
-        "attestation": attestation,
-        "server_public_key_pem": attestation.signed.public_key_pem,
-        "decoded": {
-            "statement_type": "0x30 decision",
-            "request_id": d.request_id,
-            "agency_code": d.agency_code,
-            "document_sha256": hex(&d.document_sha256),
-            "summary_sha256": hex(&d.summary_sha256),
-            "intent": d.intent.name(),
-            "purpose": d.purpose,
-            "decline_reason": d.decline_reason,
-            "account_id": d.account_id,
-            "device_key_id": hex(&d.device_key_id),
-            "signed_at": d.signed_at,
-            "expires_at": d.expires_at,
+    let server_public_key_pem = attestation.signed.public_key_pem.clone();
+    let body = DecisionBundle {
+        kind: DECISION_BUNDLE_KIND.into(),
+        request_id: r.id.clone(),
+        decision,
+        attestation,
+        server_public_key_pem,
+        decoded: DecodedDecision {
+            statement_type: "0x30 decision".into(),
+            request_id: d.request_id.clone(),
+            agency_code: d.agency_code.clone(),
+            document_sha256: hex(&d.document_sha256),
+            summary_sha256: hex(&d.summary_sha256),
+            intent: d.intent,
+            purpose: d.purpose.clone(),
+            decline_reason: d.decline_reason.clone(),
+            account_id: d.account_id.clone(),
+            device_key_id: hex(&d.device_key_id),
+            signed_at: d.signed_at,
+            expires_at: d.expires_at,
         },
-        "request": {
-            "title": r.title,
-            "summary": r.summary,
-            "purpose": r.purpose,
-            "document_sha256": r.document_sha256,
-            "document_size": r.document_size,
-            "document_content_type": r.document_type,
-            "document_link": r.document_link,
+        request: BundledRequest {
+            title: r.title.clone(),
+            summary: r.summary.clone(),
+            purpose: r.purpose.clone(),
+            document_sha256: r.document_sha256.clone(),
+            document_size: r.document_size.max(0) as u64,
+            document_content_type: r.document_type.clone(),
+            document_link: r.document_link.clone(),
         },
-    });
+    };
     audit::append(&state.db, &r.id, audit::BUNDLE_FETCHED, &caller.account_id, "{}", false).await?;
-    Ok(json_response(StatusCode::OK, body.to_string()))
+    Ok(json_of(StatusCode::OK, &body)?)
 }
 
 // ---- GET /v1/agency/signature-requests/{id}/audit ----

@@ -14,7 +14,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use congdan_core::crypto::{hex, Ed25519Signer, PublicKey, SIGNATURE_LEN};
 use congdan_core::signing::wire::{public_key_pem, KeyAttestation};
-use serde::Serialize;
+
+// The bundle's JSON is the core's, so the agency's client reads exactly what is written here.
+pub use congdan_core::signing::agency_wire::{AttestationPart, SignedPart};
 
 use crate::db::{now_millis, Db, DbError, DbResult};
 use crate::identity::device_keys::DeviceKey;
@@ -61,23 +63,6 @@ pub fn p256_signature_der(raw: &[u8; SIGNATURE_LEN]) -> Vec<u8> {
     out
 }
 
-/// One signed statement, split for OpenSSL.
-#[derive(Debug, Serialize)]
-pub struct SignedPart {
-    /// The whole statement, base64.
-    pub statement: String,
-    /// Everything before the signature (what the key signed), base64.
-    pub signed_bytes: String,
-    /// The 64-byte signature, base64 (P-256: r‖s; Ed25519: as RFC 8032).
-    pub signature: String,
-    /// P-256 only: the same signature as DER, base64 (`openssl dgst -verify` reads this).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub signature_der: Option<String>,
-    pub public_key_pem: String,
-    /// Hex of the key id in the statement.
-    pub key_id: String,
-}
-
 pub fn split(statement: &[u8], key: &PublicKey, key_id: &[u8], der: bool) -> Result<SignedPart, String> {
     if statement.len() <= SIGNATURE_LEN {
         return Err("statement too short".into());
@@ -92,19 +77,6 @@ pub fn split(statement: &[u8], key: &PublicKey, key_id: &[u8], der: bool) -> Res
         public_key_pem: public_key_pem(key).map_err(|e| e.to_string())?,
         key_id: hex(key_id),
     })
-}
-
-/// The attestation part of a bundle, and its fields for people.
-#[derive(Debug, Serialize)]
-pub struct AttestationPart {
-    #[serde(flatten)]
-    pub signed: SignedPart,
-    pub account_id: String,
-    pub device_key_id: String,
-    /// Unix seconds.
-    pub registered_at: u64,
-    pub revoked_at: Option<u64>,
-    pub issued_at: u64,
 }
 
 /// Signs "this key belonged to this resident at that time" for `key`, now.

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use congdan_core::crypto::{hex, StatementError};
 use congdan_core::drafts::validation::FieldValue as FormValue;
+use congdan_core::signing::agency_wire::{DecodedDossier, DossierBundle, DOSSIER_BUNDLE_KIND};
 use congdan_core::signing::api::Refusal;
 use congdan_core::signing::wire::{decode_statement, SigningError, VerifiedDossierSignature};
 use congdan_core::signing::{dossier_content_hash, verify_dossier_signature};
@@ -191,23 +192,24 @@ pub async fn case_bundle(State(state): State<AppState>, caller: Authenticated, P
     let key = keys.find(&verified.device_key_id).ok_or_else(|| ApiError::internal("a signed case's key is gone"))?;
     let signed = bundle::split(&statement, &key.public(), &verified.device_key_id, true).map_err(ApiError::internal)?;
     let attestation = bundle::attest(&state.db, key).await?;
-    let d = &verified.dossier;
-    let body = serde_json::json!({
-        "kind": "dossier_signature",
-        "case_id": case.id,
-        "case_number": case.number,
-        "dossier": signed,
-        "attestation": attestation,
-        "server_public_key_pem": attestation.signed.public_key_pem,
-        "decoded": {
-            "statement_type": "0x32 dossier signature",
-            "account_id": d.account_id,
-            "procedure_code": d.procedure_code,
-            "draft_id": d.draft_id,
-            "content_sha256": hex(&d.content_sha256),
-            "device_key_id": hex(&verified.device_key_id),
-            "signed_at": d.signed_at,
+    let d = verified.dossier;
+    let server_public_key_pem = attestation.signed.public_key_pem.clone();
+    let body = DossierBundle {
+        kind: DOSSIER_BUNDLE_KIND.into(),
+        case_id: case.id,
+        case_number: case.number,
+        dossier: signed,
+        attestation,
+        server_public_key_pem,
+        decoded: DecodedDossier {
+            statement_type: "0x32 dossier signature".into(),
+            account_id: d.account_id,
+            procedure_code: d.procedure_code,
+            draft_id: d.draft_id,
+            content_sha256: hex(&d.content_sha256),
+            device_key_id: hex(&verified.device_key_id),
+            signed_at: d.signed_at,
         },
-    });
-    Ok(json_response(StatusCode::OK, body.to_string()))
+    };
+    Ok(json_response(StatusCode::OK, serde_json::to_string(&body).map_err(ApiError::internal)?))
 }

@@ -879,11 +879,17 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_syncprogresslistener_on_progress(
     ): Int
-    external fun uniffi_congdan_ffi_checksum_method_agencysigningapi_bundle_json(
+    external fun uniffi_congdan_ffi_checksum_method_agencysigningapi_bundle(
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_agencysigningapi_cancel(
     ): Int
+    external fun uniffi_congdan_ffi_checksum_method_agencysigningapi_case_bundle(
+    ): Int
     external fun uniffi_congdan_ffi_checksum_method_agencysigningapi_create(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_agencysigningapi_get(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_agencysigningapi_list(
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_signingapi_agency(
     ): Int
@@ -1100,11 +1106,17 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_congdan_ffi_fn_free_agencysigningapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
-    external fun uniffi_congdan_ffi_fn_method_agencysigningapi_bundle_json(`ptr`: Long,`id`: RustBuffer.ByValue,
+    external fun uniffi_congdan_ffi_fn_method_agencysigningapi_bundle(`ptr`: Long,`id`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_congdan_ffi_fn_method_agencysigningapi_cancel(`ptr`: Long,`id`: RustBuffer.ByValue,`reason`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_congdan_ffi_fn_method_agencysigningapi_case_bundle(`ptr`: Long,`caseId`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_congdan_ffi_fn_method_agencysigningapi_create(`ptr`: Long,`request`: RustBuffer.ByValue,`pdf`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_congdan_ffi_fn_method_agencysigningapi_get(`ptr`: Long,`id`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_congdan_ffi_fn_method_agencysigningapi_list(`ptr`: Long,`state`: RustBuffer.ByValue,`cursor`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_congdan_ffi_fn_clone_signingapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -2163,19 +2175,36 @@ public object FfiConverterTypeAgencyApi: FfiConverter<AgencyApi, Long> {
 public interface AgencySigningApiInterface {
     
     /**
-     * The verification bundle of a decided request, as JSON (docs/api.md).
+     * The verification bundle of a decided request.
      */
-    suspend fun `bundleJson`(`id`: kotlin.String): kotlin.String
+    suspend fun `bundle`(`id`: kotlin.String): SigningBundle
     
     /**
      * Cancels a pending request; the resident's phone learns it through the feed.
      */
-    suspend fun `cancel`(`id`: kotlin.String, `reason`: kotlin.String?)
+    suspend fun `cancel`(`id`: kotlin.String, `reason`: kotlin.String?): AgencySigningRequest
     
     /**
-     * Uploads the PDF and asks the resident to sign it. Returns the request id.
+     * The verification bundle of a signed case.
      */
-    suspend fun `create`(`request`: NewSigningRequest, `pdf`: kotlin.ByteArray): kotlin.String
+    suspend fun `caseBundle`(`caseId`: kotlin.String): DossierSigningBundle
+    
+    /**
+     * Uploads the PDF and asks the resident to sign it. A retry after a lost answer (made here,
+     * with one idempotency key) never asks twice.
+     */
+    suspend fun `create`(`request`: NewSigningRequest, `pdf`: kotlin.ByteArray): AgencySigningRequest
+    
+    /**
+     * One request with its state and, once decided, the decision.
+     */
+    suspend fun `get`(`id`: kotlin.String): AgencySigningRequest
+    
+    /**
+     * A page of the agency's requests, newest first; `state` filters; `cursor` is the previous
+     * page's `next_cursor`.
+     */
+    suspend fun `list`(`state`: RequestState?, `cursor`: kotlin.String?): AgencySigningPage
     
     companion object
 }
@@ -2286,14 +2315,14 @@ open class AgencySigningApi: Disposable, AutoCloseable, AgencySigningApiInterfac
 
     
     /**
-     * The verification bundle of a decided request, as JSON (docs/api.md).
+     * The verification bundle of a decided request.
      */
     @Throws(CongdanException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `bundleJson`(`id`: kotlin.String) : kotlin.String {
+    override suspend fun `bundle`(`id`: kotlin.String) : SigningBundle {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
-            UniffiLib.uniffi_congdan_ffi_fn_method_agencysigningapi_bundle_json(
+            UniffiLib.uniffi_congdan_ffi_fn_method_agencysigningapi_bundle(
                 uniffiHandle,
                 
         FfiConverterString.lower(`id`),
@@ -2303,7 +2332,7 @@ open class AgencySigningApi: Disposable, AutoCloseable, AgencySigningApiInterfac
         { future, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_complete_rust_buffer(future, continuation) },
         { future -> UniffiLib.ffi_congdan_ffi_rust_future_free_rust_buffer(future) },
         // lift function
-        { FfiConverterString.lift(it) },
+        { FfiConverterTypeSigningBundle.lift(it) },
         // Error FFI converter
         CongdanException.ErrorHandler,
     )
@@ -2315,7 +2344,7 @@ open class AgencySigningApi: Disposable, AutoCloseable, AgencySigningApiInterfac
      */
     @Throws(CongdanException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `cancel`(`id`: kotlin.String, `reason`: kotlin.String?) {
+    override suspend fun `cancel`(`id`: kotlin.String, `reason`: kotlin.String?) : AgencySigningRequest {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
             UniffiLib.uniffi_congdan_ffi_fn_method_agencysigningapi_cancel(
@@ -2325,12 +2354,11 @@ open class AgencySigningApi: Disposable, AutoCloseable, AgencySigningApiInterfac
         FfiConverterOptionalString.lower(`reason`),
             )
         },
-        { future, callback, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_poll_void(future, callback, continuation) },
-        { future, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_complete_void(future, continuation) },
-        { future -> UniffiLib.ffi_congdan_ffi_rust_future_free_void(future) },
+        { future, callback, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_congdan_ffi_rust_future_free_rust_buffer(future) },
         // lift function
-        { },
-        
+        { FfiConverterTypeAgencySigningRequest.lift(it) },
         // Error FFI converter
         CongdanException.ErrorHandler,
     )
@@ -2338,11 +2366,37 @@ open class AgencySigningApi: Disposable, AutoCloseable, AgencySigningApiInterfac
 
     
     /**
-     * Uploads the PDF and asks the resident to sign it. Returns the request id.
+     * The verification bundle of a signed case.
      */
     @Throws(CongdanException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `create`(`request`: NewSigningRequest, `pdf`: kotlin.ByteArray) : kotlin.String {
+    override suspend fun `caseBundle`(`caseId`: kotlin.String) : DossierSigningBundle {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_congdan_ffi_fn_method_agencysigningapi_case_bundle(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`caseId`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_congdan_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeDossierSigningBundle.lift(it) },
+        // Error FFI converter
+        CongdanException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Uploads the PDF and asks the resident to sign it. A retry after a lost answer (made here,
+     * with one idempotency key) never asks twice.
+     */
+    @Throws(CongdanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `create`(`request`: NewSigningRequest, `pdf`: kotlin.ByteArray) : AgencySigningRequest {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
             UniffiLib.uniffi_congdan_ffi_fn_method_agencysigningapi_create(
@@ -2356,7 +2410,59 @@ open class AgencySigningApi: Disposable, AutoCloseable, AgencySigningApiInterfac
         { future, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_complete_rust_buffer(future, continuation) },
         { future -> UniffiLib.ffi_congdan_ffi_rust_future_free_rust_buffer(future) },
         // lift function
-        { FfiConverterString.lift(it) },
+        { FfiConverterTypeAgencySigningRequest.lift(it) },
+        // Error FFI converter
+        CongdanException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * One request with its state and, once decided, the decision.
+     */
+    @Throws(CongdanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `get`(`id`: kotlin.String) : AgencySigningRequest {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_congdan_ffi_fn_method_agencysigningapi_get(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`id`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_congdan_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeAgencySigningRequest.lift(it) },
+        // Error FFI converter
+        CongdanException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * A page of the agency's requests, newest first; `state` filters; `cursor` is the previous
+     * page's `next_cursor`.
+     */
+    @Throws(CongdanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `list`(`state`: RequestState?, `cursor`: kotlin.String?) : AgencySigningPage {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_congdan_ffi_fn_method_agencysigningapi_list(
+                uniffiHandle,
+                
+        FfiConverterOptionalTypeRequestState.lower(`state`),
+        FfiConverterOptionalString.lower(`cursor`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_congdan_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeAgencySigningPage.lift(it) },
         // Error FFI converter
         CongdanException.ErrorHandler,
     )
@@ -6973,6 +7079,240 @@ public object FfiConverterTypeAgencyResident: FfiConverterRustBuffer<AgencyResid
 
 
 
+/**
+ * The resident's decision, as the agency reads it.
+ */
+data class AgencySigningDecision (
+    var `decision`: SignatureDecision
+    , 
+    var `declineReason`: kotlin.String?
+    , 
+    /**
+     * The phone's clock when the resident signed (unix seconds).
+     */
+    var `signedAt`: kotlin.ULong
+    , 
+    /**
+     * The server's clock when it recorded the decision.
+     */
+    var `decidedAt`: kotlin.ULong?
+    , 
+    /**
+     * Hex of the device key id that signed.
+     */
+    var `deviceKeyId`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAgencySigningDecision: FfiConverterRustBuffer<AgencySigningDecision> {
+    override fun read(buf: ByteBuffer): AgencySigningDecision {
+        return AgencySigningDecision(
+            FfiConverterTypeSignatureDecision.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: AgencySigningDecision) = (
+            FfiConverterTypeSignatureDecision.allocationSize(value.`decision`) +
+            FfiConverterOptionalString.allocationSize(value.`declineReason`) +
+            FfiConverterULong.allocationSize(value.`signedAt`) +
+            FfiConverterOptionalULong.allocationSize(value.`decidedAt`) +
+            FfiConverterString.allocationSize(value.`deviceKeyId`)
+    )
+
+    override fun write(value: AgencySigningDecision, buf: ByteBuffer) {
+            FfiConverterTypeSignatureDecision.write(value.`decision`, buf)
+            FfiConverterOptionalString.write(value.`declineReason`, buf)
+            FfiConverterULong.write(value.`signedAt`, buf)
+            FfiConverterOptionalULong.write(value.`decidedAt`, buf)
+            FfiConverterString.write(value.`deviceKeyId`, buf)
+    }
+}
+
+
+
+/**
+ * A page of the agency's requests, newest first.
+ */
+data class AgencySigningPage (
+    var `requests`: List<AgencySigningRequest>
+    , 
+    /**
+     * Pass it to `list` for the next page; `None` on the last.
+     */
+    var `nextCursor`: kotlin.String?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAgencySigningPage: FfiConverterRustBuffer<AgencySigningPage> {
+    override fun read(buf: ByteBuffer): AgencySigningPage {
+        return AgencySigningPage(
+            FfiConverterSequenceTypeAgencySigningRequest.read(buf),
+            FfiConverterOptionalString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: AgencySigningPage) = (
+            FfiConverterSequenceTypeAgencySigningRequest.allocationSize(value.`requests`) +
+            FfiConverterOptionalString.allocationSize(value.`nextCursor`)
+    )
+
+    override fun write(value: AgencySigningPage, buf: ByteBuffer) {
+            FfiConverterSequenceTypeAgencySigningRequest.write(value.`requests`, buf)
+            FfiConverterOptionalString.write(value.`nextCursor`, buf)
+    }
+}
+
+
+
+/**
+ * A signature request as its agency sees it. Times are unix seconds.
+ */
+data class AgencySigningRequest (
+    var `id`: kotlin.String
+    , 
+    var `agencyCode`: kotlin.String
+    , 
+    var `title`: kotlin.String
+    , 
+    var `summary`: kotlin.String
+    , 
+    var `purpose`: kotlin.String
+    , 
+    var `state`: RequestState
+    , 
+    /**
+     * `079*******45`; `None` in list pages.
+     */
+    var `residentNationalIdMasked`: kotlin.String?
+    , 
+    var `documentSha256`: kotlin.String
+    , 
+    var `documentSize`: kotlin.ULong
+    , 
+    var `documentContentType`: kotlin.String
+    , 
+    /**
+     * Where the agency keeps the document, when not uploaded.
+     */
+    var `documentLink`: kotlin.String?
+    , 
+    var `createdAt`: kotlin.ULong
+    , 
+    var `expiresAt`: kotlin.ULong
+    , 
+    var `cancelledAt`: kotlin.ULong?
+    , 
+    var `cancelReason`: kotlin.String?
+    , 
+    var `decidedAt`: kotlin.ULong?
+    , 
+    /**
+     * `None` in list pages (`state` and `decided_at` say the outcome): `get` has it.
+     */
+    var `decision`: AgencySigningDecision?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAgencySigningRequest: FfiConverterRustBuffer<AgencySigningRequest> {
+    override fun read(buf: ByteBuffer): AgencySigningRequest {
+        return AgencySigningRequest(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterTypeRequestState.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalTypeAgencySigningDecision.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: AgencySigningRequest) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterString.allocationSize(value.`agencyCode`) +
+            FfiConverterString.allocationSize(value.`title`) +
+            FfiConverterString.allocationSize(value.`summary`) +
+            FfiConverterString.allocationSize(value.`purpose`) +
+            FfiConverterTypeRequestState.allocationSize(value.`state`) +
+            FfiConverterOptionalString.allocationSize(value.`residentNationalIdMasked`) +
+            FfiConverterString.allocationSize(value.`documentSha256`) +
+            FfiConverterULong.allocationSize(value.`documentSize`) +
+            FfiConverterString.allocationSize(value.`documentContentType`) +
+            FfiConverterOptionalString.allocationSize(value.`documentLink`) +
+            FfiConverterULong.allocationSize(value.`createdAt`) +
+            FfiConverterULong.allocationSize(value.`expiresAt`) +
+            FfiConverterOptionalULong.allocationSize(value.`cancelledAt`) +
+            FfiConverterOptionalString.allocationSize(value.`cancelReason`) +
+            FfiConverterOptionalULong.allocationSize(value.`decidedAt`) +
+            FfiConverterOptionalTypeAgencySigningDecision.allocationSize(value.`decision`)
+    )
+
+    override fun write(value: AgencySigningRequest, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterString.write(value.`agencyCode`, buf)
+            FfiConverterString.write(value.`title`, buf)
+            FfiConverterString.write(value.`summary`, buf)
+            FfiConverterString.write(value.`purpose`, buf)
+            FfiConverterTypeRequestState.write(value.`state`, buf)
+            FfiConverterOptionalString.write(value.`residentNationalIdMasked`, buf)
+            FfiConverterString.write(value.`documentSha256`, buf)
+            FfiConverterULong.write(value.`documentSize`, buf)
+            FfiConverterString.write(value.`documentContentType`, buf)
+            FfiConverterOptionalString.write(value.`documentLink`, buf)
+            FfiConverterULong.write(value.`createdAt`, buf)
+            FfiConverterULong.write(value.`expiresAt`, buf)
+            FfiConverterOptionalULong.write(value.`cancelledAt`, buf)
+            FfiConverterOptionalString.write(value.`cancelReason`, buf)
+            FfiConverterOptionalULong.write(value.`decidedAt`, buf)
+            FfiConverterOptionalTypeAgencySigningDecision.write(value.`decision`, buf)
+    }
+}
+
+
+
 data class Attachment (
     var `ruleId`: kotlin.String
     , 
@@ -7356,6 +7696,92 @@ public object FfiConverterTypeCoreSettings: FfiConverterRustBuffer<CoreSettings>
     override fun write(value: CoreSettings, buf: ByteBuffer) {
             FfiConverterString.write(value.`dataDir`, buf)
             FfiConverterString.write(value.`serverUrl`, buf)
+    }
+}
+
+
+
+/**
+ * The verification bundle of a signed case (its dossier signature, statement `0x32`).
+ */
+data class DossierSigningBundle (
+    var `caseId`: kotlin.String
+    , 
+    var `caseNumber`: kotlin.String
+    , 
+    var `dossierStatement`: SignedStatementPart
+    , 
+    var `attestation`: KeyAttestationPart
+    , 
+    var `serverPublicKeyPem`: kotlin.String
+    , 
+    var `accountId`: kotlin.String
+    , 
+    var `procedureCode`: kotlin.String
+    , 
+    var `draftId`: kotlin.String
+    , 
+    var `contentSha256`: kotlin.String
+    , 
+    var `deviceKeyId`: kotlin.String
+    , 
+    var `signedAt`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDossierSigningBundle: FfiConverterRustBuffer<DossierSigningBundle> {
+    override fun read(buf: ByteBuffer): DossierSigningBundle {
+        return DossierSigningBundle(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterTypeSignedStatementPart.read(buf),
+            FfiConverterTypeKeyAttestationPart.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: DossierSigningBundle) = (
+            FfiConverterString.allocationSize(value.`caseId`) +
+            FfiConverterString.allocationSize(value.`caseNumber`) +
+            FfiConverterTypeSignedStatementPart.allocationSize(value.`dossierStatement`) +
+            FfiConverterTypeKeyAttestationPart.allocationSize(value.`attestation`) +
+            FfiConverterString.allocationSize(value.`serverPublicKeyPem`) +
+            FfiConverterString.allocationSize(value.`accountId`) +
+            FfiConverterString.allocationSize(value.`procedureCode`) +
+            FfiConverterString.allocationSize(value.`draftId`) +
+            FfiConverterString.allocationSize(value.`contentSha256`) +
+            FfiConverterString.allocationSize(value.`deviceKeyId`) +
+            FfiConverterULong.allocationSize(value.`signedAt`)
+    )
+
+    override fun write(value: DossierSigningBundle, buf: ByteBuffer) {
+            FfiConverterString.write(value.`caseId`, buf)
+            FfiConverterString.write(value.`caseNumber`, buf)
+            FfiConverterTypeSignedStatementPart.write(value.`dossierStatement`, buf)
+            FfiConverterTypeKeyAttestationPart.write(value.`attestation`, buf)
+            FfiConverterString.write(value.`serverPublicKeyPem`, buf)
+            FfiConverterString.write(value.`accountId`, buf)
+            FfiConverterString.write(value.`procedureCode`, buf)
+            FfiConverterString.write(value.`draftId`, buf)
+            FfiConverterString.write(value.`contentSha256`, buf)
+            FfiConverterString.write(value.`deviceKeyId`, buf)
+            FfiConverterULong.write(value.`signedAt`, buf)
     }
 }
 
@@ -7928,6 +8354,67 @@ public object FfiConverterTypeGateSettings: FfiConverterRustBuffer<GateSettings>
             FfiConverterOptionalULong.write(value.`slotToleranceS`, buf)
             FfiConverterOptionalULong.write(value.`clockWindowS`, buf)
             FfiConverterOptionalULong.write(value.`passBackWindowS`, buf)
+    }
+}
+
+
+
+/**
+ * The server's attestation that the device key was the resident's (statement `0x31`).
+ */
+data class KeyAttestationPart (
+    var `part`: SignedStatementPart
+    , 
+    var `accountId`: kotlin.String
+    , 
+    var `deviceKeyId`: kotlin.String
+    , 
+    var `registeredAt`: kotlin.ULong
+    , 
+    var `revokedAt`: kotlin.ULong?
+    , 
+    var `issuedAt`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeKeyAttestationPart: FfiConverterRustBuffer<KeyAttestationPart> {
+    override fun read(buf: ByteBuffer): KeyAttestationPart {
+        return KeyAttestationPart(
+            FfiConverterTypeSignedStatementPart.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: KeyAttestationPart) = (
+            FfiConverterTypeSignedStatementPart.allocationSize(value.`part`) +
+            FfiConverterString.allocationSize(value.`accountId`) +
+            FfiConverterString.allocationSize(value.`deviceKeyId`) +
+            FfiConverterULong.allocationSize(value.`registeredAt`) +
+            FfiConverterOptionalULong.allocationSize(value.`revokedAt`) +
+            FfiConverterULong.allocationSize(value.`issuedAt`)
+    )
+
+    override fun write(value: KeyAttestationPart, buf: ByteBuffer) {
+            FfiConverterTypeSignedStatementPart.write(value.`part`, buf)
+            FfiConverterString.write(value.`accountId`, buf)
+            FfiConverterString.write(value.`deviceKeyId`, buf)
+            FfiConverterULong.write(value.`registeredAt`, buf)
+            FfiConverterOptionalULong.write(value.`revokedAt`, buf)
+            FfiConverterULong.write(value.`issuedAt`, buf)
     }
 }
 
@@ -8506,6 +8993,204 @@ public object FfiConverterTypeSignatureRequest: FfiConverterRustBuffer<Signature
             FfiConverterOptionalULong.write(value.`decidedAt`, buf)
             FfiConverterTypeDecisionStatus.write(value.`decisionStatus`, buf)
             FfiConverterOptionalTypeSignatureRefusal.write(value.`refusal`, buf)
+    }
+}
+
+
+
+/**
+ * One signed statement of a bundle, split so that OpenSSL alone can check it. Binary parts are
+ * standard base64.
+ */
+data class SignedStatementPart (
+    var `statement`: kotlin.String
+    , 
+    /**
+     * What the key signed (the statement without its signature).
+     */
+    var `signedBytes`: kotlin.String
+    , 
+    /**
+     * 64 bytes: P-256 r‖s, or Ed25519.
+     */
+    var `signature`: kotlin.String
+    , 
+    /**
+     * P-256 only: the signature as DER (what `openssl dgst -verify` reads).
+     */
+    var `signatureDer`: kotlin.String?
+    , 
+    var `publicKeyPem`: kotlin.String
+    , 
+    var `keyId`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSignedStatementPart: FfiConverterRustBuffer<SignedStatementPart> {
+    override fun read(buf: ByteBuffer): SignedStatementPart {
+        return SignedStatementPart(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SignedStatementPart) = (
+            FfiConverterString.allocationSize(value.`statement`) +
+            FfiConverterString.allocationSize(value.`signedBytes`) +
+            FfiConverterString.allocationSize(value.`signature`) +
+            FfiConverterOptionalString.allocationSize(value.`signatureDer`) +
+            FfiConverterString.allocationSize(value.`publicKeyPem`) +
+            FfiConverterString.allocationSize(value.`keyId`)
+    )
+
+    override fun write(value: SignedStatementPart, buf: ByteBuffer) {
+            FfiConverterString.write(value.`statement`, buf)
+            FfiConverterString.write(value.`signedBytes`, buf)
+            FfiConverterString.write(value.`signature`, buf)
+            FfiConverterOptionalString.write(value.`signatureDer`, buf)
+            FfiConverterString.write(value.`publicKeyPem`, buf)
+            FfiConverterString.write(value.`keyId`, buf)
+    }
+}
+
+
+
+/**
+ * The verification bundle of a decided request (docs/signatures.md, "Verify a bundle with
+ * openssl"), with the decision's fields for people and what the agency asked.
+ */
+data class SigningBundle (
+    var `requestId`: kotlin.String
+    , 
+    var `decisionStatement`: SignedStatementPart
+    , 
+    var `attestation`: KeyAttestationPart
+    , 
+    var `serverPublicKeyPem`: kotlin.String
+    , 
+    var `decision`: SignatureDecision
+    , 
+    var `declineReason`: kotlin.String?
+    , 
+    var `agencyCode`: kotlin.String
+    , 
+    var `accountId`: kotlin.String
+    , 
+    var `deviceKeyId`: kotlin.String
+    , 
+    var `documentSha256`: kotlin.String
+    , 
+    var `summarySha256`: kotlin.String
+    , 
+    var `purpose`: kotlin.String
+    , 
+    var `signedAt`: kotlin.ULong
+    , 
+    var `expiresAt`: kotlin.ULong
+    , 
+    var `title`: kotlin.String
+    , 
+    var `summary`: kotlin.String
+    , 
+    var `documentSize`: kotlin.ULong
+    , 
+    var `documentContentType`: kotlin.String
+    , 
+    var `documentLink`: kotlin.String?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSigningBundle: FfiConverterRustBuffer<SigningBundle> {
+    override fun read(buf: ByteBuffer): SigningBundle {
+        return SigningBundle(
+            FfiConverterString.read(buf),
+            FfiConverterTypeSignedStatementPart.read(buf),
+            FfiConverterTypeKeyAttestationPart.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterTypeSignatureDecision.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SigningBundle) = (
+            FfiConverterString.allocationSize(value.`requestId`) +
+            FfiConverterTypeSignedStatementPart.allocationSize(value.`decisionStatement`) +
+            FfiConverterTypeKeyAttestationPart.allocationSize(value.`attestation`) +
+            FfiConverterString.allocationSize(value.`serverPublicKeyPem`) +
+            FfiConverterTypeSignatureDecision.allocationSize(value.`decision`) +
+            FfiConverterOptionalString.allocationSize(value.`declineReason`) +
+            FfiConverterString.allocationSize(value.`agencyCode`) +
+            FfiConverterString.allocationSize(value.`accountId`) +
+            FfiConverterString.allocationSize(value.`deviceKeyId`) +
+            FfiConverterString.allocationSize(value.`documentSha256`) +
+            FfiConverterString.allocationSize(value.`summarySha256`) +
+            FfiConverterString.allocationSize(value.`purpose`) +
+            FfiConverterULong.allocationSize(value.`signedAt`) +
+            FfiConverterULong.allocationSize(value.`expiresAt`) +
+            FfiConverterString.allocationSize(value.`title`) +
+            FfiConverterString.allocationSize(value.`summary`) +
+            FfiConverterULong.allocationSize(value.`documentSize`) +
+            FfiConverterString.allocationSize(value.`documentContentType`) +
+            FfiConverterOptionalString.allocationSize(value.`documentLink`)
+    )
+
+    override fun write(value: SigningBundle, buf: ByteBuffer) {
+            FfiConverterString.write(value.`requestId`, buf)
+            FfiConverterTypeSignedStatementPart.write(value.`decisionStatement`, buf)
+            FfiConverterTypeKeyAttestationPart.write(value.`attestation`, buf)
+            FfiConverterString.write(value.`serverPublicKeyPem`, buf)
+            FfiConverterTypeSignatureDecision.write(value.`decision`, buf)
+            FfiConverterOptionalString.write(value.`declineReason`, buf)
+            FfiConverterString.write(value.`agencyCode`, buf)
+            FfiConverterString.write(value.`accountId`, buf)
+            FfiConverterString.write(value.`deviceKeyId`, buf)
+            FfiConverterString.write(value.`documentSha256`, buf)
+            FfiConverterString.write(value.`summarySha256`, buf)
+            FfiConverterString.write(value.`purpose`, buf)
+            FfiConverterULong.write(value.`signedAt`, buf)
+            FfiConverterULong.write(value.`expiresAt`, buf)
+            FfiConverterString.write(value.`title`, buf)
+            FfiConverterString.write(value.`summary`, buf)
+            FfiConverterULong.write(value.`documentSize`, buf)
+            FfiConverterString.write(value.`documentContentType`, buf)
+            FfiConverterOptionalString.write(value.`documentLink`, buf)
     }
 }
 
@@ -10581,6 +11266,38 @@ public object FfiConverterOptionalTypeAgencyResident: FfiConverterRustBuffer<Age
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeAgencySigningDecision: FfiConverterRustBuffer<AgencySigningDecision?> {
+    override fun read(buf: ByteBuffer): AgencySigningDecision? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeAgencySigningDecision.read(buf)
+    }
+
+    override fun allocationSize(value: AgencySigningDecision?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeAgencySigningDecision.allocationSize(value)
+        }
+    }
+
+    override fun write(value: AgencySigningDecision?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeAgencySigningDecision.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeDraftDetail: FfiConverterRustBuffer<DraftDetail?> {
     override fun read(buf: ByteBuffer): DraftDetail? {
         if (buf.get().toInt() == 0) {
@@ -10971,6 +11688,34 @@ public object FfiConverterSequenceTypeAgencyCaseSummary: FfiConverterRustBuffer<
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeAgencyCaseSummary.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeAgencySigningRequest: FfiConverterRustBuffer<List<AgencySigningRequest>> {
+    override fun read(buf: ByteBuffer): List<AgencySigningRequest> {
+        val len = buf.getInt()
+        return List<AgencySigningRequest>(len) {
+            FfiConverterTypeAgencySigningRequest.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<AgencySigningRequest>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeAgencySigningRequest.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<AgencySigningRequest>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeAgencySigningRequest.write(it, buf)
         }
     }
 }

@@ -39,11 +39,18 @@ class SigningBindingTest {
             val staff = loggedIn(server.url, "staff", SoftwareP256Keystore())
             val pdf = "%PDF-1.4\n% hop dong thue nha\n%%EOF\n".toByteArray()
             val summary = "Hợp đồng thuê nhà 12 tháng, 5.000.000 đồng/tháng."
-            val id = staff.signing().agency().create(
+            val agency = staff.signing().agency()
+            val created = agency.create(
                 NewSigningRequest("079165012345", "Hợp đồng thuê nhà", summary, "Xác nhận hợp đồng",
                     (System.currentTimeMillis() / 1000 + 86_400).toULong()),
                 pdf,
             )
+            val id = created.id
+            assertEquals(RequestState.PENDING, created.state)
+            assertEquals("079*******45", created.residentNationalIdMasked)
+            assertEquals(pdf.size.toULong(), created.documentSize)
+            assertEquals(null, created.decision)
+            assertEquals(listOf(id), agency.list(RequestState.PENDING, null).requests.map { it.id })
 
             lan.sync(null)
             val signing = lan.signing()
@@ -74,9 +81,19 @@ class SigningBindingTest {
             assertEquals(RequestState.SIGNED, done.state)
             assertNotNull(signing.outbox(id).single { it.kind == "signature.decision" })
 
-            val bundle = staff.signing().agency().bundleJson(id)
-            assertTrue(bundle.contains("\"intent\":\"approve\""), bundle)
-            assertTrue(bundle.contains("BEGIN PUBLIC KEY"), bundle)
+            // The agency reads the result and the bundle as records.
+            val result = agency.get(id)
+            assertEquals(RequestState.SIGNED, result.state)
+            assertEquals(SignatureDecision.APPROVE, result.decision?.decision)
+            assertEquals(result.decidedAt, result.decision?.decidedAt)
+            val bundle = agency.bundle(id)
+            assertEquals(id, bundle.requestId)
+            assertEquals(SignatureDecision.APPROVE, bundle.decision)
+            assertEquals(summary, bundle.summary)
+            assertTrue(bundle.decisionStatement.publicKeyPem.contains("BEGIN PUBLIC KEY"))
+            assertNotNull(bundle.decisionStatement.signatureDer)
+            assertEquals(bundle.attestation.part.publicKeyPem, bundle.serverPublicKeyPem)
+            assertEquals(bundle.deviceKeyId, bundle.attestation.deviceKeyId)
         } finally {
             server.close()
         }
