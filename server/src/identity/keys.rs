@@ -4,7 +4,10 @@
 //!
 //! Rotation needs no coordination: the key of generation `g = now / rotation` is created by
 //! whichever instance first needs it, with `INSERT … ON CONFLICT DO NOTHING`, and every instance
-//! then reads back the same row. A key signs during its generation and verifies for a day after.
+//! then reads back the same row. The next generation's key is created at the same time and
+//! verifies at once, so every instance knows it (the 60 s reload; rotation is at least 60 s) well
+//! before any instance signs with it: at the boundary no instance refuses another's fresh token.
+//! A key signs during its generation and verifies for a day after.
 //! Each instance reloads the ring every 60 s and, rate-limited, when a token names a key it does
 //! not know, so verification itself never touches the database.
 
@@ -121,11 +124,16 @@ impl KeyRing {
 }
 
 async fn build_ring(db: &Db, rotation_secs: u64) -> DbResult<Ring> {
-    let now = now_secs();
+    build_ring_at(db, rotation_secs, now_secs()).await
+}
+
+async fn build_ring_at(db: &Db, rotation_secs: u64, now: u64) -> DbResult<Ring> {
     let current = generation_at(now, rotation_secs);
-    let pkcs8 = Ed25519Signer::generate_pkcs8().map_err(corrupt)?;
-    let public = Ed25519Signer::from_pkcs8(&pkcs8, vec![0]).map_err(corrupt)?.public_key().bytes;
-    insert_if_absent(db, ACCESS_TOKEN_PURPOSE, current, pkcs8, public).await?;
+    for generation in [current, current + 1] {
+        let pkcs8 = Ed25519Signer::generate_pkcs8().map_err(corrupt)?;
+        let public = Ed25519Signer::from_pkcs8(&pkcs8, vec![0]).map_err(corrupt)?.public_key().bytes;
+        insert_if_absent(db, ACCESS_TOKEN_PURPOSE, generation, pkcs8, public).await?;
+    }
     // Generations whose key still verifies: (g + 1) * rotation + grace > now.
     let oldest = ((now.saturating_sub(RETIRED_KEY_GRACE_SECS)) / rotation_secs.max(1)) as i64 - 1;
     let stored = load_keys(db, ACCESS_TOKEN_PURPOSE, oldest).await?;
@@ -220,5 +228,31 @@ pub(crate) async fn load_keys(db: &Db, purpose: &'static str, min_generation: i6
             .into_iter()
             .map(|r| StoredKey { generation: r.get(0), secret: r.get(1), public_key: r.get(2) })
             .collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use congdan_core::crypto::Signer;
+
+    #[tokio::test]
+    async fn the_next_generations_key_verifies_before_it_signs() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("keys.db").display())).await.unwrap();
+        let rotation = 3_600;
+        let last_second_of_10 = 11 * rotation - 1;
+        // Instance A loaded its ring just before the boundary, instance B just after.
+        let a = build_ring_at(&db, rotation, last_second_of_10).await.unwrap();
+        let b = build_ring_at(&db, rotation, last_second_of_10 + 2).await.unwrap();
+        assert_eq!((a.signer_generation, b.signer_generation), (10, 11));
+        assert_ne!(a.signer.key_id(), b.signer.key_id(), "rotated");
+        // A token B signs now verifies at A without a reload; A's own still verify at B.
+        assert!(a.key(Algorithm::Ed25519, b.signer.key_id()).is_some());
+        assert!(b.key(Algorithm::Ed25519, a.signer.key_id()).is_some());
+        // A day after generation 10 ended, its key no longer verifies; 11's still does.
+        let later = build_ring_at(&db, rotation, 11 * rotation + RETIRED_KEY_GRACE_SECS).await.unwrap();
+        assert!(later.key(Algorithm::Ed25519, a.signer.key_id()).is_none());
+        assert!(later.key(Algorithm::Ed25519, b.signer.key_id()).is_some(), "11 ended less than a day ago");
     }
 }
