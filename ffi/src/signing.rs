@@ -209,7 +209,7 @@ pub struct AgencySigningRequest {
     pub summary: String,
     pub purpose: String,
     pub state: RequestState,
-    /// `079*******45`; `None` in list pages.
+    /// `079*******45`.
     pub resident_national_id_masked: Option<String>,
     pub document_sha256: String,
     pub document_size: u64,

@@ -205,6 +205,7 @@ on_both_backends!(agencies_create_list_and_cancel_only_their_own_requests, |b: B
     let page2: Value = staff.request("GET", &format!("/v1/agency/signature-requests?limit=1&cursor={cursor}"), None).await.json().await.unwrap();
     let typed: AgencyRequestPage = serde_json::from_value(page2.clone()).unwrap();
     assert_eq!((typed.requests.len(), typed.next_cursor.as_deref()), (1, None));
+    assert_eq!(typed.requests[0].resident_national_id_masked.as_deref(), Some("079*******45"));
     assert_eq!(serde_json::to_value(&typed).unwrap(), page2);
     assert_eq!(page2["requests"][0]["id"], first["id"]);
     assert!(page2["next_cursor"].is_null());

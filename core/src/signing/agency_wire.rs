@@ -25,7 +25,7 @@ pub struct AgencySignatureRequest {
     /// The resident's account.
     pub account_id: String,
     /// The resident's national ID number as screens show it (province code and last two digits,
-    /// `079*******45`). Not in list items (a page does not look up each resident).
+    /// `079*******45`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resident_national_id_masked: Option<String>,
     #[serde(default)]

@@ -4354,7 +4354,7 @@ public struct AgencySigningRequest: Equatable, Hashable {
     public var purpose: String
     public var state: RequestState
     /**
-     * `079*******45`; `None` in list pages.
+     * `079*******45`.
      */
     public var residentNationalIdMasked: String?
     public var documentSha256: String
@@ -4378,7 +4378,7 @@ public struct AgencySigningRequest: Equatable, Hashable {
     // declare one manually.
     public init(id: String, agencyCode: String, title: String, summary: String, purpose: String, state: RequestState, 
         /**
-         * `079*******45`; `None` in list pages.
+         * `079*******45`.
          */residentNationalIdMasked: String?, documentSha256: String, documentSize: UInt64, documentContentType: String, 
         /**
          * Where the agency keeps the document, when not uploaded.

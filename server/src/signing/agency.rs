@@ -215,7 +215,8 @@ async fn create_claimed(
     Ok(json_response(StatusCode::CREATED, answer))
 }
 
-/// The request as its agency sees it, without the decision (list items: no key lookup per row).
+/// The request as its agency sees it, without the resident's masked number and the decision
+/// (list items: no key lookup and no verification per row).
 fn agency_item(r: &RequestRow, now: i64) -> AgencySignatureRequest {
     let view = r.view(now);
     AgencySignatureRequest {
@@ -326,7 +327,18 @@ pub async fn list(
         None
     };
     let now = now_secs();
-    let page = AgencyRequestPage { requests: rows.iter().map(|r| agency_item(r, now)).collect(), next_cursor };
+    let mut residents: Vec<String> = rows.iter().map(|r| r.account_id.clone()).collect();
+    residents.sort();
+    residents.dedup();
+    let national_ids = store::national_ids(&state.db, residents).await?;
+    let requests = rows
+        .iter()
+        .map(|r| AgencySignatureRequest {
+            resident_national_id_masked: national_ids.get(&r.account_id).map(|n| national_id::mask(n)),
+            ..agency_item(r, now)
+        })
+        .collect();
+    let page = AgencyRequestPage { requests, next_cursor };
     Ok(json_of(StatusCode::OK, &page)?)
 }
 

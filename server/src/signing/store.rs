@@ -460,6 +460,28 @@ pub async fn account_by_national_id(db: &Db, national_id: &str) -> DbResult<Opti
     }
 }
 
+/// The national ID numbers of these accounts (a page's residents), in one query.
+pub async fn national_ids(db: &Db, account_ids: Vec<String>) -> DbResult<std::collections::HashMap<String, String>> {
+    let ctx = "reading residents' national ID numbers";
+    match db {
+        Db::Sqlite(pool) => {
+            pool.read(ctx, move |c| {
+                let ids = serde_json::to_string(&account_ids).unwrap_or_else(|_| "[]".into());
+                let mut stmt = c.prepare_cached("SELECT id, national_id FROM accounts WHERE id IN (SELECT value FROM json_each(?1))")?;
+                let rows = stmt.query_map([ids], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect()
+            })
+            .await
+        }
+        Db::Postgres(pool) => {
+            let client = pool.client().await?;
+            let stmt = client.prepare_cached("SELECT id, national_id FROM accounts WHERE id = ANY($1)").await.map_err(postgres::q(ctx))?;
+            let rows = client.query(&stmt, &[&account_ids]).await.map_err(postgres::q(ctx))?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        }
+    }
+}
+
 /// How many open (pending, unexpired) requests a resident has: creation is capped on it.
 pub async fn open_for_resident(db: &Db, account_id: &str, now_secs: i64) -> DbResult<i64> {
     let ctx = "counting a resident's open signature requests";

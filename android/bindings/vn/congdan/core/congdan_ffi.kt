@@ -7205,7 +7205,7 @@ data class AgencySigningRequest (
     var `state`: RequestState
     , 
     /**
-     * `079*******45`; `None` in list pages.
+     * `079*******45`.
      */
     var `residentNationalIdMasked`: kotlin.String?
     , 

@@ -50,7 +50,10 @@ class SigningBindingTest {
             assertEquals("079*******45", created.residentNationalIdMasked)
             assertEquals(pdf.size.toULong(), created.documentSize)
             assertEquals(null, created.decision)
-            assertEquals(listOf(id), agency.list(RequestState.PENDING, null).requests.map { it.id })
+            val listed = agency.list(RequestState.PENDING, null)
+            assertEquals(listOf(id), listed.requests.map { it.id })
+            assertEquals("079*******45", listed.requests.single().residentNationalIdMasked)
+            assertEquals(null, listed.nextCursor)
 
             lan.sync(null)
             val signing = lan.signing()
