@@ -446,6 +446,58 @@ on_both_backends!(behind_a_trusted_proxy_each_client_has_its_own_budget, |b: Bac
     s.shutdown().await;
 });
 
+/// A refresh as a phone behind a carrier's NAT sends it: the address is the one the trusted
+/// balancer saw (`X-Forwarded-For`); the nonce round is handled as the phone does.
+async fn refresh_from(session: &mut Session, refresh_token: &str, forwarded_for: &str) -> reqwest::Response {
+    let url = format!("{}/v1/auth/token", session.base);
+    for attempt in 0..2 {
+        let proof = session.device.proof("POST", &url, None, session.nonce.as_deref());
+        let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("client_id", "congdan-app")];
+        let r = id::http().post(&url).header("DPoP", proof).header("X-Forwarded-For", forwarded_for).form(&form).send().await.unwrap();
+        if let Some(n) = r.headers().get("dpop-nonce") {
+            session.nonce = Some(n.to_str().unwrap().to_string());
+        }
+        if r.status() == 401 && attempt == 0 && www_authenticate(&r).contains("use_dpop_nonce") {
+            continue;
+        }
+        return r;
+    }
+    unreachable!()
+}
+
+on_both_backends!(refreshes_behind_one_address_pay_only_when_refused, |b: Backend| async move {
+    let s = start_with(&b, |c| {
+        c.identity.auth_rate_limit = congdan_server::config::RateLimit { burst: 12, refill_secs: 600.0 };
+        c.identity.trusted_proxies = congdan_server::identity::client_address::parse_networks("127.0.0.1").unwrap();
+    })
+    .await;
+    let mut lan = id::login(&s.url(), "lan").await;
+    // Thousands of phones share the carrier's address; their refreshes succeed and cost nothing.
+    let carrier = "198.51.100.7";
+    for _ in 0..30 {
+        let current = lan.tokens.refresh_token.clone();
+        let r = refresh_from(&mut lan, &current, carrier).await;
+        assert_eq!(r.status(), 200, "a good refresh is never limited while the address has budget");
+        lan.tokens = r.json().await.unwrap();
+    }
+    // Refused refreshes (guessed tokens) pay: twelve spend the budget, then the address waits.
+    let guessed = "A".repeat(43);
+    for _ in 0..12 {
+        assert_eq!(id::error_code(refresh_from(&mut lan, &guessed, carrier).await).await, "invalid_grant");
+    }
+    let r = refresh_from(&mut lan, &guessed, carrier).await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(id::error_code(r).await, "rate_limited");
+    // Logins, which anyone can start, pay as they come.
+    let http = id::http();
+    let other = "198.51.100.8";
+    for i in 0..13 {
+        let r = http.get(format!("{}/v1/auth/callback?state=x", s.url())).header("X-Forwarded-For", other).send().await.unwrap();
+        assert_eq!(r.status(), if i < 12 { 400 } else { 429 }, "login request {i}");
+    }
+    s.shutdown().await;
+});
+
 /// Two instances sharing one PostgreSQL: each accepts the other's tokens, and a proof used on one
 /// is a replay on the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

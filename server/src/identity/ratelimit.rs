@@ -3,6 +3,12 @@
 //! them. Which address a request comes from (proxies, IPv6 /64s) is `client_address`'s job.
 //! In memory per instance: with N instances behind a balancer an address gets up to N times the
 //! budget, which is fine for a brake on abuse.
+//!
+//! Mobile carriers put thousands of phones behind one public IPv4 address (carrier-grade NAT), and
+//! each of them refreshes its access token every few minutes. So requests that carry their own
+//! credential (a refresh grant, a logout) pay from the address's bucket only when they are
+//! refused; they are turned away up front only while the bucket is empty. Logins, which anyone can
+//! start, pay as they come.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -35,10 +41,20 @@ impl RateLimiter {
     /// Takes one token for the client at `ip` (its bucket: the address, or its IPv6 /64); when
     /// none is left, the seconds until one is.
     pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
-        self.check_at(client_address::bucket_key(ip), Instant::now())
+        self.admit_at(client_address::bucket_key(ip), Instant::now(), true)
     }
 
-    fn check_at(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
+    /// Like [`RateLimiter::check`], but takes nothing: for a request that pays only if refused.
+    pub fn admits(&self, ip: IpAddr) -> Result<(), u64> {
+        self.admit_at(client_address::bucket_key(ip), Instant::now(), false)
+    }
+
+    /// Takes one token for a refused request that was admitted without paying (none left: nothing).
+    pub fn charge(&self, ip: IpAddr) {
+        let _ = self.admit_at(client_address::bucket_key(ip), Instant::now(), true);
+    }
+
+    fn admit_at(&self, ip: IpAddr, now: Instant, take: bool) -> Result<(), u64> {
         let burst = self.limit.burst as f64;
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() >= MAX_TRACKED {
@@ -50,11 +66,18 @@ impl RateLimiter {
         *tokens = (*tokens + earned).min(burst);
         *at = now;
         if *tokens >= 1.0 {
-            *tokens -= 1.0;
+            if take {
+                *tokens -= 1.0;
+            }
             Ok(())
         } else {
             Err(((1.0 - *tokens) * self.limit.refill_secs).ceil().max(1.0) as u64)
         }
+    }
+
+    #[cfg(test)]
+    fn check_at(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
+        self.admit_at(ip, now, true)
     }
 }
 
@@ -73,22 +96,63 @@ pub fn too_many_requests(retry_after_secs: u64) -> Response {
     response
 }
 
+/// The largest body read to tell a refresh grant from a login (a token form is under 1 KiB).
+const MAX_TOKEN_FORM_BYTES: usize = 16 * 1024;
+
 /// Middleware: applies the limiter to the login paths only.
 pub async fn limit_login_paths(State(limiter): State<Arc<RateLimiter>>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    if path.starts_with("/v1/auth/") || path.starts_with("/dev-idp/") || path == "/dev-idp" {
-        let peer = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let client = client_address::client_address(peer, request.headers(), &limiter.trusted_proxies);
-        if let Err(retry_after) = limiter.check(client) {
-            tracing::warn!("login rate limit reached for one client address");
-            return too_many_requests(retry_after);
-        }
+    if !(path.starts_with("/v1/auth/") || path.starts_with("/dev-idp/") || path == "/dev-idp") {
+        return next.run(request).await;
     }
-    next.run(request).await
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let client = client_address::client_address(peer, request.headers(), &limiter.trusted_proxies);
+    let (request, pays_only_if_refused) = match carries_its_own_credential(request).await {
+        Ok(judged) => judged,
+        Err(refused) => return refused,
+    };
+    let admitted = if pays_only_if_refused { limiter.admits(client) } else { limiter.check(client) };
+    if let Err(retry_after) = admitted {
+        tracing::warn!("login rate limit reached for one client address");
+        return too_many_requests(retry_after);
+    }
+    let response = next.run(request).await;
+    if pays_only_if_refused && response.status().is_client_error() && !is_nonce_challenge(&response) {
+        limiter.charge(client);
+    }
+    response
+}
+
+/// A `use_dpop_nonce` answer is the protocol's normal first round, not a refusal.
+fn is_nonce_challenge(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("use_dpop_nonce"))
+}
+
+/// Whether the request is a refresh grant or a logout (the request is given back whole: a token
+/// request's small form body is read to see its grant type).
+async fn carries_its_own_credential(request: Request) -> Result<(Request, bool), Response> {
+    let path = request.uri().path();
+    if path == "/v1/auth/logout" {
+        return Ok((request, true));
+    }
+    if path != "/v1/auth/token" || request.method() != axum::http::Method::POST {
+        return Ok((request, false));
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_TOKEN_FORM_BYTES).await.map_err(|_| {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the token request is too large", "Yêu cầu quá lớn.")
+            .into_response()
+    })?;
+    let refresh = url::form_urlencoded::parse(&bytes).any(|(k, v)| k == "grant_type" && v == "refresh_token");
+    Ok((Request::from_parts(parts, axum::body::Body::from(bytes)), refresh))
 }
 
 #[cfg(test)]
@@ -108,5 +172,19 @@ mod tests {
         assert!(limiter.check_at(b, t0).is_ok(), "another address has its own bucket");
         assert!(limiter.check_at(a, t0 + Duration::from_secs(2)).is_ok(), "one token earned back");
         assert!(limiter.check_at(a, t0 + Duration::from_secs(2)).is_err());
+    }
+
+    #[test]
+    fn admitting_takes_nothing_and_a_charge_never_goes_below_empty() {
+        let limiter = RateLimiter::new(RateLimit { burst: 2, refill_secs: 600.0 }, Vec::new());
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        for _ in 0..100 {
+            assert!(limiter.admits(a).is_ok(), "a credentialed request that succeeds pays nothing");
+        }
+        limiter.charge(a);
+        limiter.charge(a);
+        limiter.charge(a);
+        assert!(limiter.admits(a).is_err(), "two refusals spent the budget");
+        assert!(limiter.check(a).is_err());
     }
 }
