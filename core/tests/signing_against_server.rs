@@ -3,7 +3,8 @@
 //! and the decision goes when it is back; the agency downloads a bundle that verifies with the
 //! keys it carries. A request cancelled while the phone was offline: the queued approval is
 //! refused cleanly and the resident is told why. A create whose answer is lost on the way back
-//! is retried with its idempotency key and makes one request, not two.
+//! is retried with its idempotency key and makes one request, not two; one that finds its first
+//! attempt still in progress on the server waits and asks again.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 mod phone;
-use phone::{login, phone, quiet};
+use phone::{login, phone, quiet, try_login};
 
 const LAN_NID: &str = "079165012345";
 const SUMMARY: &str = "Biên bản bàn giao căn hộ A-1203 cho bà Nguyễn Thị Lan.";
@@ -292,4 +293,71 @@ async fn a_create_whose_answer_is_lost_is_retried_with_its_key_and_makes_one_req
     let other = staff.signing().agency().create_uploaded(&new_request("Khác"), &sha256, key).await;
     assert!(matches!(other, Err(Error::ServerRejected { status: 422, ref code, .. }) if code == "idempotency_key_reused"), "{other:?}");
     s.shutdown().await;
+}
+
+/// The create's body exactly as the core sends it (field order included): the server fingerprints
+/// the bytes.
+#[derive(serde::Serialize)]
+struct CreateBodyAsSent<'a> {
+    resident_national_id: &'a str,
+    title: &'a str,
+    summary: &'a str,
+    purpose: &'a str,
+    document: DocumentAsSent<'a>,
+    expires_at: u64,
+}
+
+#[derive(serde::Serialize)]
+struct DocumentAsSent<'a> {
+    sha256: &'a str,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_that_finds_its_first_attempt_in_progress_waits_and_asks_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server_dir = tmp.path().join("server");
+    let s = congdan_server::start(config(&server_dir, "127.0.0.1:0".parse().unwrap())).await.unwrap();
+    let staff = phone(&tmp.path().join("staff"), &s.url());
+    let staff_account = try_login(&staff, "staff").await.unwrap().account_id;
+    let lan = phone(&tmp.path().join("lan"), &s.url());
+    login(&lan, "lan").await;
+    let document = pdf("bien ban dang xu ly");
+    let sha256 = staff.signing().agency().upload_pdf(&document).await.unwrap();
+
+    // The first attempt of this key is at work on another server instance for 1 s more (its
+    // lease, as a timed-out first attempt leaves it): the server answers 409 request_in_progress
+    // at once and after the first wait (0.5 s), and lets the attempt after the second wait (1 s
+    // more) do the work.
+    let request = new_request("Đang xử lý");
+    let key = "0d9c3c1e-8a5b-4f7e-9b2d-6c1a4e8f3b57";
+    let body = CreateBodyAsSent {
+        resident_national_id: &request.resident_national_id,
+        title: &request.title,
+        summary: &request.summary,
+        purpose: &request.purpose,
+        document: DocumentAsSent { sha256: &sha256 },
+        expires_at: request.expires_at,
+    };
+    let fingerprint = sha256_of(&serde_json::to_vec(&body).unwrap());
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let db = rusqlite::Connection::open(server_dir.join("congdan-server.db")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    db.execute(
+        "INSERT INTO idempotency_keys(account_id, key, fingerprint, locked_until, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        rusqlite::params![staff_account, key, fingerprint, now_ms + 1_000, now_ms],
+    )
+    .unwrap();
+
+    let started = std::time::Instant::now();
+    let created = staff.signing().agency().create_uploaded(&request, &sha256, key).await.unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1_400), "it waited twice: {:?}", started.elapsed());
+    assert_eq!(created.title, "Đang xử lý");
+    lan.sync(&quiet).await.unwrap();
+    let on_phone: Vec<String> = lan.signing().list(None).unwrap().into_iter().map(|i| i.request.id).collect();
+    assert_eq!(on_phone, [created.id.clone()]);
+    s.shutdown().await;
+}
+
+fn sha256_of(bytes: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, bytes).as_ref().to_vec()
 }
