@@ -173,6 +173,9 @@ pub struct NewSigningRequest {
     pub purpose: String,
     /// Unix seconds.
     pub expires_at: u64,
+    /// Needed only by staff acting for several agencies.
+    #[uniffi(default = None)]
+    pub agency_code: Option<String>,
 }
 
 /// The resident's decision, as the agency reads it.
@@ -413,7 +416,7 @@ impl AgencySigningApi {
             summary: request.summary,
             purpose: request.purpose,
             expires_at: request.expires_at,
-            agency_code: None,
+            agency_code: request.agency_code,
         };
         Ok(self.inner.create(&new, &pdf).await?.into())
     }

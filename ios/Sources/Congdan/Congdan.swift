@@ -6037,6 +6037,10 @@ public struct NewSigningRequest: Equatable, Hashable {
      * Unix seconds.
      */
     public var expiresAt: UInt64
+    /**
+     * Needed only by staff acting for several agencies.
+     */
+    public var agencyCode: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -6049,12 +6053,16 @@ public struct NewSigningRequest: Equatable, Hashable {
          */summary: String, purpose: String, 
         /**
          * Unix seconds.
-         */expiresAt: UInt64) {
+         */expiresAt: UInt64, 
+        /**
+         * Needed only by staff acting for several agencies.
+         */agencyCode: String? = nil) {
         self.residentNationalId = residentNationalId
         self.title = title
         self.summary = summary
         self.purpose = purpose
         self.expiresAt = expiresAt
+        self.agencyCode = agencyCode
     }
 
     
@@ -6077,7 +6085,8 @@ public struct FfiConverterTypeNewSigningRequest: FfiConverterRustBuffer {
                 title: FfiConverterString.read(from: &buf), 
                 summary: FfiConverterString.read(from: &buf), 
                 purpose: FfiConverterString.read(from: &buf), 
-                expiresAt: FfiConverterUInt64.read(from: &buf)
+                expiresAt: FfiConverterUInt64.read(from: &buf), 
+                agencyCode: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -6087,6 +6096,7 @@ public struct FfiConverterTypeNewSigningRequest: FfiConverterRustBuffer {
         FfiConverterString.write(value.summary, into: &buf)
         FfiConverterString.write(value.purpose, into: &buf)
         FfiConverterUInt64.write(value.expiresAt, into: &buf)
+        FfiConverterOptionString.write(value.agencyCode, into: &buf)
     }
 }
 

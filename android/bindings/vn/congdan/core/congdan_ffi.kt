@@ -8572,6 +8572,11 @@ data class NewSigningRequest (
      * Unix seconds.
      */
     var `expiresAt`: kotlin.ULong
+    , 
+    /**
+     * Needed only by staff acting for several agencies.
+     */
+    var `agencyCode`: kotlin.String? = null 
     
 ){
     
@@ -8593,6 +8598,7 @@ public object FfiConverterTypeNewSigningRequest: FfiConverterRustBuffer<NewSigni
             FfiConverterString.read(buf),
             FfiConverterString.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
@@ -8601,7 +8607,8 @@ public object FfiConverterTypeNewSigningRequest: FfiConverterRustBuffer<NewSigni
             FfiConverterString.allocationSize(value.`title`) +
             FfiConverterString.allocationSize(value.`summary`) +
             FfiConverterString.allocationSize(value.`purpose`) +
-            FfiConverterULong.allocationSize(value.`expiresAt`)
+            FfiConverterULong.allocationSize(value.`expiresAt`) +
+            FfiConverterOptionalString.allocationSize(value.`agencyCode`)
     )
 
     override fun write(value: NewSigningRequest, buf: ByteBuffer) {
@@ -8610,6 +8617,7 @@ public object FfiConverterTypeNewSigningRequest: FfiConverterRustBuffer<NewSigni
             FfiConverterString.write(value.`summary`, buf)
             FfiConverterString.write(value.`purpose`, buf)
             FfiConverterULong.write(value.`expiresAt`, buf)
+            FfiConverterOptionalString.write(value.`agencyCode`, buf)
     }
 }
 
