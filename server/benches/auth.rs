@@ -10,6 +10,7 @@
 //! Proofs are made before timing starts (signing is the phone's cost). Run with
 //! `cargo bench -p congdan-server --bench auth`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::http::{HeaderMap, HeaderValue, Method};
@@ -83,75 +84,80 @@ async fn main() {
     })
     .row();
 
-    // A real server state on a SQLite file: key ring, nonce secret.
+    // A real server state on a SQLite file: key ring, nonce secret, and a token it issued.
     let dir = tempfile::tempdir().unwrap();
     let db = Db::connect(&format!("sqlite://{}", dir.path().join("bench.db").display())).await.unwrap();
-    let identity = Identity::start(&db, &IdentityConfig::embedded(), "127.0.0.1:8080".parse().unwrap()).await.unwrap();
     let jwk = Jwk::from_p256_point(&device.public_key().bytes).unwrap();
-    let claims = tokens::AccessClaims {
-        account: uuid::Uuid::new_v4().to_string(),
-        roles: vec!["resident".into()],
-        jkt: jwk.thumbprint().unwrap(),
-        family: uuid::Uuid::new_v4().to_string(),
-        iat: now_secs(),
-        exp: now_secs() + 600,
-        jti: tokens::random_bytes::<16>().unwrap(),
-    };
-    let ring = identity.keys.for_signing().await.unwrap();
-    let token = tokens::issue(&claims, ring.signer().as_ref()).unwrap();
-    let nonce = identity.nonces.current(now_secs());
-    let url = "http://127.0.0.1:8080/v1/me";
+    let sqlite = Session::start(&db, &jwk).await;
+    let (identity, token) = (&sqlite.identity, &sqlite.token);
     let htu = identity.htu_for("/v1/me");
-    let proofs: Vec<String> = (0..N + 50).map(|i| proof(&device, &jwk, url, &token, &nonce, i)).collect();
+    let proofs: Vec<String> = (0..N + 50).map(|i| proof(&device, &jwk, URL, token, &sqlite.nonce, i)).collect();
 
     // (b) Token + proof, no database.
     time("(b) access token verify + DPoP proof parse and checks", |i| {
-        let verified = tokens::verify(&token, &*identity.keys.current()).unwrap();
+        let verified = tokens::verify(token, &*identity.keys.current()).unwrap();
         let p = dpop::parse_proof(&proofs[i]).unwrap();
-        let expected = dpop::Expected { jkt: Some(&verified.jkt), method: "GET", htu: &htu, access_token: Some(&token) };
+        let expected = dpop::Expected { jkt: Some(&verified.jkt), method: "GET", htu: &htu, access_token: Some(token) };
         p.check(&expected, &identity.nonces, now_secs()).unwrap();
     })
     .row();
 
     // (c) The extractor path with the replay insert + revocation read, on each database.
-    extractor_path("(c) full extractor path (replay insert on a SQLite file)", db, &device, &jwk).await;
+    extractor_path("(c) full extractor path (replay insert on a SQLite file)", &sqlite, &db, &device, &jwk).await;
     if let Ok(admin) = std::env::var("CONGDAN_TEST_PG_URL") {
         let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(conn);
         let name = format!("congdan_bench_auth_{}", std::process::id());
         client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
         let pg = Db::connect(&format!("{}/{name}", admin.rsplit_once('/').unwrap().0)).await.unwrap();
-        extractor_path("(c) full extractor path (replay insert on PostgreSQL)", pg, &device, &jwk).await;
+        let session = Session::start(&pg, &jwk).await;
+        extractor_path("(c) full extractor path (replay insert on PostgreSQL)", &session, &pg, &device, &jwk).await;
     } else {
         println!("(PostgreSQL skipped: run through scripts/with-postgres.sh)");
     }
 }
 
-/// Times `auth::authenticate` (token, proof, nonce, replay record and revocation read) on `db`,
-/// with a server identity started on that database.
-async fn extractor_path(name: &'static str, db: Db, device: &P256Signer, jwk: &Jwk) {
-    let identity = Identity::start(&db, &IdentityConfig::embedded(), "127.0.0.1:8080".parse().unwrap()).await.unwrap();
-    let claims = tokens::AccessClaims {
-        account: uuid::Uuid::new_v4().to_string(),
-        roles: vec!["resident".into()],
-        jkt: jwk.thumbprint().unwrap(),
-        family: uuid::Uuid::new_v4().to_string(),
-        iat: now_secs(),
-        exp: now_secs() + 600,
-        jti: tokens::random_bytes::<16>().unwrap(),
-    };
-    let ring = identity.keys.for_signing().await.unwrap();
-    let token = tokens::issue(&claims, ring.signer().as_ref()).unwrap();
-    let nonce = identity.nonces.current(now_secs());
-    let url = "http://127.0.0.1:8080/v1/me";
+const URL: &str = "http://127.0.0.1:8080/v1/me";
+
+/// A server identity started on a database, an access token it issued for the device key, and
+/// its current DPoP nonce.
+struct Session {
+    identity: Arc<Identity>,
+    token: String,
+    nonce: String,
+}
+
+impl Session {
+    async fn start(db: &Db, jwk: &Jwk) -> Session {
+        let identity = Identity::start(db, &IdentityConfig::embedded(), "127.0.0.1:8080".parse().unwrap()).await.unwrap();
+        let claims = tokens::AccessClaims {
+            account: uuid::Uuid::new_v4().to_string(),
+            roles: vec!["resident".into()],
+            jkt: jwk.thumbprint().unwrap(),
+            family: uuid::Uuid::new_v4().to_string(),
+            iat: now_secs(),
+            exp: now_secs() + 600,
+            jti: tokens::random_bytes::<16>().unwrap(),
+        };
+        let ring = identity.keys.for_signing().await.unwrap();
+        let token = tokens::issue(&claims, ring.signer().as_ref()).unwrap();
+        let nonce = identity.nonces.current(now_secs());
+        Session { identity, token, nonce }
+    }
+}
+
+/// Times `auth::authenticate` (token, proof, nonce, replay record and revocation read) on the
+/// database the session's identity was started on.
+async fn extractor_path(name: &'static str, session: &Session, db: &Db, device: &P256Signer, jwk: &Jwk) {
+    let Session { identity, token, nonce } = session;
     let mut micros = Vec::with_capacity(N);
-    let fresh: Vec<String> = (0..N + 50).map(|i| proof(device, jwk, url, &token, &nonce, N + 100 + i)).collect();
+    let fresh: Vec<String> = (0..N + 50).map(|i| proof(device, jwk, URL, token, nonce, N + 100 + i)).collect();
     for (i, p) in fresh.iter().enumerate() {
         let mut headers = HeaderMap::new();
         headers.insert("authorization", HeaderValue::from_str(&format!("DPoP {token}")).unwrap());
         headers.insert("dpop", HeaderValue::from_str(p).unwrap());
         let t = Instant::now();
-        auth::authenticate(&identity, &db, &Method::GET, "/v1/me", &headers).await.unwrap();
+        auth::authenticate(identity, db, &Method::GET, "/v1/me", &headers).await.unwrap();
         if i >= 50 {
             micros.push(t.elapsed().as_secs_f64() * 1e6);
         }
