@@ -115,11 +115,7 @@ async fn a_report_written_offline_is_submitted_once_when_the_server_is_back() {
 async fn dropped_requests_and_lost_answers_still_make_exactly_n_cases() {
     const N: usize = 12;
     let tmp = tempfile::tempdir().unwrap();
-    let proxy = FaultProxy::start().await;
-    let mut config = config(&tmp.path().join("server"));
-    config.identity.public_url = Some(proxy.url());
-    let s = congdan_server::start(config).await.unwrap();
-    proxy.set_upstream(s.addr);
+    let (proxy, s) = FaultProxy::in_front_of(config(&tmp.path().join("server"))).await;
     let core = phone(&tmp.path().join("phone"), &proxy.url());
     login(&core, "minh").await;
     core.sync(&quiet).await.unwrap();
@@ -260,11 +256,7 @@ async fn a_report_with_a_photo_arrives_intact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_upload_resumes_from_the_last_finished_chunk() {
     let tmp = tempfile::tempdir().unwrap();
-    let proxy = FaultProxy::start().await;
-    let mut config = config(&tmp.path().join("server"));
-    config.identity.public_url = Some(proxy.url());
-    let s = congdan_server::start(config).await.unwrap();
-    proxy.set_upstream(s.addr);
+    let (proxy, s) = FaultProxy::in_front_of(config(&tmp.path().join("server"))).await;
     let core = phone(&tmp.path().join("phone"), &proxy.url());
     login(&core, "minh").await;
     core.sync(&quiet).await.unwrap();
@@ -306,11 +298,7 @@ async fn an_interrupted_upload_resumes_from_the_last_finished_chunk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_app_killed_mid_upload_sends_only_the_rest() {
     let tmp = tempfile::tempdir().unwrap();
-    let proxy = FaultProxy::start().await;
-    let mut config = config(&tmp.path().join("server"));
-    config.identity.public_url = Some(proxy.url());
-    let s = congdan_server::start(config).await.unwrap();
-    proxy.set_upstream(s.addr);
+    let (proxy, s) = FaultProxy::in_front_of(config(&tmp.path().join("server"))).await;
     let phone_dir = tmp.path().join("phone");
     let core = phone(&phone_dir, &proxy.url());
     login(&core, "minh").await;
@@ -607,11 +595,7 @@ async fn wait_until(what: &str, done: impl Fn() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agency_download_resumes_from_its_part_file() {
     let tmp = tempfile::tempdir().unwrap();
-    let proxy = FaultProxy::start().await;
-    let mut config = config(&tmp.path().join("server"));
-    config.identity.public_url = Some(proxy.url());
-    let s = congdan_server::start(config).await.unwrap();
-    proxy.set_upstream(s.addr);
+    let (proxy, s) = FaultProxy::in_front_of(config(&tmp.path().join("server"))).await;
     let core = phone(&tmp.path().join("phone"), &proxy.url());
     login(&core, "lan").await;
     core.sync(&quiet).await.unwrap();

@@ -231,15 +231,9 @@ async fn login_callbacks_that_are_not_ours_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_whose_response_was_lost_is_retried_without_logging_out() {
     let tmp = tempfile::tempdir().unwrap();
-    let proxy = FaultProxy::start().await;
-    // The phone knows the server by the proxy's address, so DPoP proofs name that URL.
-    let proxy_url = proxy.url();
-    let s = server(&tmp.path().join("server"), |c| {
-        c.identity.access_token_ttl_secs = 1;
-        c.identity.public_url = Some(proxy_url.clone());
-    })
-    .await;
-    proxy.set_upstream(s.addr);
+    let mut config = config(&tmp.path().join("server"));
+    config.identity.access_token_ttl_secs = 1;
+    let (proxy, s) = FaultProxy::in_front_of(config).await;
     let core = phone(&tmp.path().join("phone"), &proxy.url());
     let account = login(&core, "lan").await.unwrap();
 

@@ -101,12 +101,9 @@ fn secrets_in(raw: &[u8]) -> Vec<(String, String)> {
 async fn a_whole_session_leaves_no_secret_in_the_phone_or_server_log_or_errors() {
     let log = captured_log();
     let tmp = tempfile::tempdir().unwrap();
-    let proxy = FaultProxy::start().await;
     let mut config = server_config(&tmp.path().join("server"));
-    config.identity.public_url = Some(proxy.url());
     config.identity.access_token_ttl_secs = 2;
-    let s = congdan_server::start(config).await.unwrap();
-    proxy.set_upstream(s.addr);
+    let (proxy, s) = FaultProxy::in_front_of(config).await;
     let wire: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let seen = wire.clone();
     proxy.set_faults(move |raw| {

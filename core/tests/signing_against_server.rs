@@ -18,8 +18,9 @@ use congdan_core::signing::wire::{sha256, summary_hash, verify_decision, Intent}
 use congdan_core::signing::{DecisionStatus, Refusal, RequestState};
 use congdan_core::{Core, Error};
 use congdan_server::{RunningServer, ServerConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+
+mod common;
+use common::{is_request, Fault, FaultProxy};
 
 mod phone;
 use phone::{login, phone, quiet, try_login};
@@ -184,86 +185,22 @@ fn device_key(dir: &std::path::Path) -> PublicKey {
     PublicKey { algorithm: Algorithm::EcdsaP256Sha256, bytes: keystore.device_public_key().unwrap() }
 }
 
-/// A loopback proxy that serves one request per connection (asking the server to close after it)
-/// and swallows the server's answer to the first `POST` on `path`: the request reached the server,
-/// its answer never reaches the phone. Bound before the server starts, so that the server can be
-/// told this is its public address (DPoP proofs and the login name the URL the phone used).
-struct AnswerDropper {
-    listener: TcpListener,
-    url: String,
-    posts_seen: Arc<AtomicU32>,
-}
-
-impl AnswerDropper {
-    async fn bind() -> AnswerDropper {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        AnswerDropper { listener, url, posts_seen: Arc::new(AtomicU32::new(0)) }
-    }
-
-    /// Relays to `upstream` from now on; answers how many POSTs on `path` it saw.
-    fn start(self, upstream: std::net::SocketAddr, path: &'static str) -> Arc<AtomicU32> {
-        let seen = self.posts_seen.clone();
-        tokio::spawn(async move {
-            while let Ok((client, _)) = self.listener.accept().await {
-                tokio::spawn(relay_one(client, upstream, path, self.posts_seen.clone()));
-            }
-        });
-        seen
-    }
-}
-
-/// Reads one HTTP/1.1 request (headers and a `content-length` body).
-async fn read_one_request(client: &mut TcpStream) -> Option<(String, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        let n = client.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf);
-        if let Some(end) = text.find("\r\n\r\n") {
-            let head = text[..end].to_string();
-            let length = head
-                .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + length {
-                return Some((head, buf[end + 4..end + 4 + length].to_vec()));
-            }
-        }
-    }
-}
-
-async fn relay_one(mut client: TcpStream, upstream: std::net::SocketAddr, path: &str, posts_seen: Arc<AtomicU32>) {
-    let Some((head, body)) = read_one_request(&mut client).await else { return };
-    let drop_answer = head.starts_with(&format!("POST /{path} ")) && posts_seen.fetch_add(1, Ordering::SeqCst) == 0;
-    // The server closes after answering, so its answer ends at EOF and the phone opens a new
-    // connection (through this proxy) for its next request.
-    let head: Vec<&str> = head.lines().filter(|l| !l.to_ascii_lowercase().starts_with("connection:")).collect();
-    let mut request = format!("{}\r\nconnection: close\r\n\r\n", head.join("\r\n")).into_bytes();
-    request.extend_from_slice(&body);
-    let mut server = TcpStream::connect(upstream).await.unwrap();
-    server.write_all(&request).await.unwrap();
-    let mut answer = Vec::new();
-    server.read_to_end(&mut answer).await.unwrap();
-    if !drop_answer {
-        let _ = client.write_all(&answer).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_whose_answer_is_lost_is_retried_with_its_key_and_makes_one_request() {
     let tmp = tempfile::tempdir().unwrap();
-    // Every phone reaches the server through a proxy that loses the first create's answer.
-    let proxy = AnswerDropper::bind().await;
-    let url = proxy.url.clone();
-    let mut server_config = config(&tmp.path().join("server"), "127.0.0.1:0".parse().unwrap());
-    server_config.identity.public_url = Some(url.clone());
-    let s = congdan_server::start(server_config).await.unwrap();
-    let creates_seen = proxy.start(s.addr, "v1/agency/signature-requests");
+    // Every phone reaches the server through a proxy that loses the first create's answer: the
+    // request reached the server, its answer never reaches the phone.
+    let (proxy, s) = FaultProxy::in_front_of(config(&tmp.path().join("server"), "127.0.0.1:0".parse().unwrap())).await;
+    let creates_seen = Arc::new(AtomicU32::new(0));
+    let seen = creates_seen.clone();
+    proxy.set_faults(move |raw| {
+        if is_request(raw, "POST /v1/agency/signature-requests ") && seen.fetch_add(1, Ordering::SeqCst) == 0 {
+            Fault::CutResponse
+        } else {
+            Fault::Pass
+        }
+    });
+    let url = proxy.url();
     let lan = phone(&tmp.path().join("lan"), &url);
     login(&lan, "lan").await;
     let staff = phone(&tmp.path().join("staff"), &url);

@@ -89,6 +89,16 @@ impl FaultProxy {
         FaultProxy { addr, upstream, decide }
     }
 
+    /// Starts the server of `config` behind a new proxy. The server's public URL is the proxy's,
+    /// so the DPoP proofs of a phone that talks to the proxy name the URL the server checks.
+    pub async fn in_front_of(mut config: congdan_server::ServerConfig) -> (FaultProxy, congdan_server::RunningServer) {
+        let proxy = FaultProxy::start().await;
+        config.identity.public_url = Some(proxy.url());
+        let server = congdan_server::start(config).await.expect("server starts");
+        proxy.set_upstream(server.addr);
+        (proxy, server)
+    }
+
     pub fn set_upstream(&self, addr: SocketAddr) {
         *self.upstream.lock().unwrap() = Some(addr);
     }
