@@ -23,6 +23,7 @@ use super::{bundle, MAX_STATEMENT_BYTES};
 use crate::app::AppState;
 use crate::cases::{error_body, json_response};
 use crate::db::{now_millis, postgres, sqlite, Db, DbResult};
+use rusqlite::OptionalExtension;
 use crate::error::ApiError;
 use crate::identity::auth::Authenticated;
 use crate::identity::device_keys::{self, DeviceKeys};
@@ -152,12 +153,8 @@ pub async fn load(db: &Db, case_id: &str) -> DbResult<Option<Vec<u8>>> {
     let id = case_id.to_string();
     match db {
         Db::Sqlite(pool) => {
-            pool.read(ctx, move |c| match c.query_row("SELECT statement FROM case_signatures WHERE case_id = ?1", [id], |r| r.get(0)) {
-                Ok(s) => Ok(Some(s)),
-                Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
-                Err(e) => Err(e),
-            })
-            .await
+            pool.read(ctx, move |c| c.query_row("SELECT statement FROM case_signatures WHERE case_id = ?1", [id], |r| r.get(0)).optional())
+                .await
         }
         Db::Postgres(pool) => Ok(pool
             .client()

@@ -7,6 +7,7 @@ use congdan_core::signing::api::{DocumentRef, RequestState, SignatureRequestView
 use super::audit;
 use crate::cases::idempotency;
 use crate::db::{now_millis, postgres, sqlite, Db, DbError, DbResult};
+use rusqlite::OptionalExtension;
 use crate::feed;
 use crate::identity::store::account_feed;
 
@@ -207,14 +208,8 @@ pub async fn get(db: &Db, id: &str) -> DbResult<Option<RequestRow>> {
     let id = id.to_string();
     match db {
         Db::Sqlite(pool) => {
-            pool.read(ctx, move |c| {
-                match c.query_row(&format!("SELECT {COLUMNS} FROM signature_requests WHERE id = ?1"), [id], row_sqlite) {
-                    Ok(r) => Ok(Some(r)),
-                    Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
-                    Err(e) => Err(e),
-                }
-            })
-            .await
+            pool.read(ctx, move |c| c.query_row(&format!("SELECT {COLUMNS} FROM signature_requests WHERE id = ?1"), [id], row_sqlite).optional())
+                .await
         }
         Db::Postgres(pool) => {
             let client = pool.client().await?;
@@ -443,12 +438,7 @@ pub async fn account_by_national_id(db: &Db, national_id: &str) -> DbResult<Opti
     let nid = national_id.to_string();
     match db {
         Db::Sqlite(pool) => {
-            pool.read(ctx, move |c| match c.query_row("SELECT id FROM accounts WHERE national_id = ?1", [nid], |r| r.get(0)) {
-                Ok(id) => Ok(Some(id)),
-                Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
-                Err(e) => Err(e),
-            })
-            .await
+            pool.read(ctx, move |c| c.query_row("SELECT id FROM accounts WHERE national_id = ?1", [nid], |r| r.get(0)).optional()).await
         }
         Db::Postgres(pool) => Ok(pool
             .client()
