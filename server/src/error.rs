@@ -25,6 +25,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message, "Yêu cầu không hợp lệ.")
     }
 
+    /// `413 body_too_large`: a request body over its limit.
+    pub fn body_too_large() -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "request body is too large", "Dữ liệu gửi lên quá lớn.")
+    }
+
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, message, "Không tìm thấy.")
     }
@@ -107,12 +112,7 @@ fn json_rejection(r: JsonRejection) -> ApiError {
             e.body_text(),
             "Dữ liệu gửi lên không đúng mẫu.",
         ),
-        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "request body is too large",
-            "Dữ liệu gửi lên quá lớn.",
-        ),
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::body_too_large(),
         other => ApiError::bad_request("bad_body", other.body_text()),
     }
 }

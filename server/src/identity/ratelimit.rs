@@ -147,10 +147,7 @@ async fn carries_its_own_credential(request: Request) -> Result<(Request, bool),
         return Ok((request, false));
     }
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_TOKEN_FORM_BYTES).await.map_err(|_| {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the token request is too large", "Yêu cầu quá lớn.")
-            .into_response()
-    })?;
+    let bytes = axum::body::to_bytes(body, MAX_TOKEN_FORM_BYTES).await.map_err(|_| ApiError::body_too_large().into_response())?;
     let refresh = url::form_urlencoded::parse(&bytes).any(|(k, v)| k == "grant_type" && v == "refresh_token");
     Ok((Request::from_parts(parts, axum::body::Body::from(bytes)), refresh))
 }
