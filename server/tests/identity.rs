@@ -447,22 +447,12 @@ on_both_backends!(behind_a_trusted_proxy_each_client_has_its_own_budget, |b: Bac
 });
 
 /// A refresh as a phone behind a carrier's NAT sends it: the address is the one the trusted
-/// balancer saw (`X-Forwarded-For`); the nonce round is handled as the phone does.
+/// balancer saw (`X-Forwarded-For`).
 async fn refresh_from(session: &mut Session, refresh_token: &str, forwarded_for: &str) -> reqwest::Response {
-    let url = format!("{}/v1/auth/token", session.base);
-    for attempt in 0..2 {
-        let proof = session.device.proof("POST", &url, None, session.nonce.as_deref());
-        let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("client_id", "congdan-app")];
-        let r = id::http().post(&url).header("DPoP", proof).header("X-Forwarded-For", forwarded_for).form(&form).send().await.unwrap();
-        if let Some(n) = r.headers().get("dpop-nonce") {
-            session.nonce = Some(n.to_str().unwrap().to_string());
-        }
-        if r.status() == 401 && attempt == 0 && www_authenticate(&r).contains("use_dpop_nonce") {
-            continue;
-        }
-        return r;
-    }
-    unreachable!()
+    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("client_id", "congdan-app")];
+    let headers = [("X-Forwarded-For", forwarded_for)];
+    id::send_with_proof_and_headers(&session.base, &session.device, &mut session.nonce, "POST", "/v1/auth/token", None, id::Body::Form(&form), &headers)
+        .await
 }
 
 on_both_backends!(refreshes_behind_one_address_pay_only_when_refused, |b: Backend| async move {

@@ -172,10 +172,28 @@ pub async fn send_with_proof(
     access_token: Option<&str>,
     body: Body<'_>,
 ) -> reqwest::Response {
+    send_with_proof_and_headers(base, device, nonce, method, path, access_token, body, &[]).await
+}
+
+/// [`send_with_proof`] with more request headers (an `X-Forwarded-For` a balancer would add).
+#[allow(clippy::too_many_arguments)]
+pub async fn send_with_proof_and_headers(
+    base: &str,
+    device: &Device,
+    nonce: &mut Option<String>,
+    method: &str,
+    path: &str,
+    access_token: Option<&str>,
+    body: Body<'_>,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
     let url = format!("{base}{path}");
     for attempt in 0..2 {
         let proof = device.proof(method, &url, access_token, nonce.as_deref());
         let mut req = http().request(method.parse().unwrap(), &url).header("DPoP", proof);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some(t) = access_token {
             req = req.header("Authorization", format!("DPoP {t}"));
         }
