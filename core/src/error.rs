@@ -36,6 +36,8 @@ pub enum Error {
         /// Structured details the server sent with the refusal (field issues of a submission).
         details: serde_json::Value,
     },
+    /// The server refused one request's authentication; the session is not over (a session
+    /// that is becomes [`Error::LoginRequired`]).
     #[error("not authorised by the server ({status} {code})")]
     Unauthorised { status: u16, code: String },
     #[error("login required: {reason:?}")]
@@ -137,7 +139,12 @@ impl Error {
                 "Máy chủ từ chối yêu cầu.",
                 "The server refused the request.",
             ),
-            Error::Unauthorised { .. } | Error::LoginRequired { .. } => {
+            // One request refused; the session stays (docs/identity.md, "How the phone reacts").
+            Error::Unauthorised { .. } => (
+                "Máy chủ chưa xác nhận được yêu cầu từ điện thoại này. Vui lòng thử lại.",
+                "The server could not confirm this request came from this phone. Please try again.",
+            ),
+            Error::LoginRequired { .. } => {
                 ("Vui lòng đăng nhập lại. Dữ liệu trên máy vẫn được giữ.", "Please log in again. Your data on this phone is kept.")
             }
             Error::Login(LoginError::Denied(_)) => (

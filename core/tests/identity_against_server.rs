@@ -2,7 +2,7 @@
 //! provider on loopback: PKCE login, DPoP-bound calls, refresh (ahead of expiry, once for racing
 //! calls, and across a lost response), sealed tokens, offline, ended sessions, logout.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -289,5 +289,102 @@ async fn replaced_token_keys_mean_a_refresh_not_a_new_login() {
     assert_eq!(core.identity().account().await.unwrap(), account, "still logged in");
     assert!(matches!(core.identity().state().unwrap(), SessionState::Active { .. }));
     assert_eq!(count(&s, "SELECT count(used_at) FROM refresh_tokens").await, 1, "by one refresh");
+    s.shutdown().await;
+}
+
+/// Counts the requests that start with `method_and_path` while shifting the `Date` of the answer
+/// to the first of them by `shift_secs` (0: no shift).
+fn count_and_shift_once(proxy: &FaultProxy, method_and_path: &'static str, shift_secs: i64) -> Arc<AtomicUsize> {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    proxy.set_faults(move |raw| {
+        if !common::is_request(raw, method_and_path) {
+            return Fault::Pass;
+        }
+        let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
+        if first && shift_secs != 0 {
+            Fault::ShiftDate(shift_secs)
+        } else {
+            Fault::Pass
+        }
+    });
+    seen
+}
+
+/// A cheap phone's clock jumps (the resident sets it by hand, or the network time arrives) after
+/// the core learned the server's time. Its next DPoP proof is an hour off and the server refuses
+/// it as `invalid_dpop_proof`; that refusal's `Date` corrects the offset, the core signs a fresh
+/// proof, and the call goes through. A refused proof never sends the resident to the login screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_jump_costs_one_retried_call_not_the_login() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (proxy, s) = FaultProxy::in_front_of(config(&tmp.path().join("server"))).await;
+    let core = phone(&tmp.path().join("phone"), &proxy.url());
+    let account = login(&core, "lan").await.unwrap();
+
+    // The phone now believes the server is an hour ahead (as if its own clock fell back an hour).
+    let seen = count_and_shift_once(&proxy, "GET /v1/me ", 3_600);
+    assert_eq!(core.identity().account().await.unwrap(), account);
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+
+    let seen = count_and_shift_once(&proxy, "GET /v1/me ", 0);
+    assert_eq!(core.identity().account().await.unwrap(), account, "still logged in");
+    assert_eq!(seen.load(Ordering::SeqCst), 2, "the refused proof and the fresh one");
+    assert!(matches!(core.identity().state().unwrap(), SessionState::Active { .. }));
+    // Once corrected, one request per call again.
+    assert_eq!(core.identity().account().await.unwrap(), account);
+    assert_eq!(seen.load(Ordering::SeqCst), 3);
+    s.shutdown().await;
+}
+
+/// The same clock jump, found by a refresh: the refresh grant's proof is refused, retried with
+/// the corrected clock, and the session rotates once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_jump_before_a_refresh_costs_one_retried_refresh_not_the_login() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = config(&tmp.path().join("server"));
+    config.identity.access_token_ttl_secs = 2;
+    let (proxy, s) = FaultProxy::in_front_of(config).await;
+    let core = phone(&tmp.path().join("phone"), &proxy.url());
+    let account = login(&core, "lan").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    // This call refreshes (with the right clock), then its `/v1/me` answer moves the clock.
+    count_and_shift_once(&proxy, "GET /v1/me ", 3_600);
+    assert_eq!(core.identity().account().await.unwrap(), account);
+    let rotations_before = count(&s, "SELECT count(used_at) FROM refresh_tokens").await;
+
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let token_requests = count_and_shift_once(&proxy, "POST /v1/auth/token ", 0);
+    assert_eq!(core.identity().account().await.unwrap(), account, "still logged in");
+    assert!(matches!(core.identity().state().unwrap(), SessionState::Active { .. }));
+    assert!(token_requests.load(Ordering::SeqCst) >= 2, "the refused refresh was sent again");
+    assert_eq!(
+        count(&s, "SELECT count(used_at) FROM refresh_tokens").await,
+        rotations_before + 1,
+        "exactly one rotation"
+    );
+    assert_eq!(count(&s, "SELECT count(*) FROM token_families WHERE revoked_at IS NULL").await, 1);
+    s.shutdown().await;
+}
+
+/// A refusal that says nothing about the session (here a middlebox that strips the
+/// `Authorization` header, so the server answers `missing_token`) fails that call with the
+/// server's reason; the resident stays logged in and the next call works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_of_one_request_keeps_the_session() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (proxy, s) = FaultProxy::in_front_of(config(&tmp.path().join("server"))).await;
+    let core = phone(&tmp.path().join("phone"), &proxy.url());
+    let account = login(&core, "lan").await.unwrap();
+
+    proxy.set_faults(|raw| if common::is_request(raw, "GET /v1/me ") { Fault::DropHeader("authorization") } else { Fault::Pass });
+    match core.identity().account().await {
+        Err(Error::Unauthorised { code, .. }) => assert_eq!(code, "missing_token"),
+        other => panic!("expected the server's refusal, got {other:?}"),
+    }
+    assert!(matches!(core.identity().state().unwrap(), SessionState::Active { .. }), "still logged in");
+
+    proxy.set_faults(|_| Fault::Pass);
+    assert_eq!(core.identity().account().await.unwrap(), account);
     s.shutdown().await;
 }

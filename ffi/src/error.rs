@@ -64,9 +64,10 @@ impl From<Error> for CongdanError {
             Error::ServerRejected { code, .. } => {
                 CongdanError::Rejected { code, message_vi, message_en, detail }
             }
-            Error::Unauthorised { .. } | Error::LoginRequired { .. } => {
-                CongdanError::LoginRequired { message_vi, message_en, detail }
-            }
+            // One request refused, the session still good: the shell shows the message and
+            // keeps the resident where they are.
+            Error::Unauthorised { code, .. } => CongdanError::Rejected { code, message_vi, message_en, detail },
+            Error::LoginRequired { .. } => CongdanError::LoginRequired { message_vi, message_en, detail },
             Error::Login(reason) => {
                 let code = match reason {
                     LoginError::NoPendingLogin => "no_pending_login",

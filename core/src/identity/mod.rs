@@ -51,6 +51,35 @@ pub struct LoginRequest {
     pub state: String,
 }
 
+/// What a refused authenticated request means for the session. Only the codes that say the
+/// session itself is over send the resident back to the login screen; a refusal of one proof or
+/// one request must never cost them their login (docs/identity.md, "How the phone reacts").
+#[derive(Debug, PartialEq)]
+enum Refusal {
+    /// The access token is dead; a refresh may bring a live one.
+    RenewToken,
+    /// The proof was refused: its `iat` was off (the refusal's `Date` header has just corrected
+    /// the clock offset) or its `jti` was seen before. A fresh proof may pass.
+    NewProof,
+    /// The login session is over on the server.
+    SessionEnded(LoginRequiredReason),
+    /// Something else: the error goes to the caller and the session stays.
+    Other,
+}
+
+fn refusal_of(code: &str) -> Refusal {
+    match code {
+        codes::TOKEN_EXPIRED | codes::INVALID_TOKEN => Refusal::RenewToken,
+        codes::INVALID_DPOP_PROOF | codes::DPOP_REPLAY => Refusal::NewProof,
+        codes::TOKEN_REVOKED | codes::REFRESH_TOKEN_REUSED => Refusal::SessionEnded(LoginRequiredReason::Revoked),
+        // The token is bound to another device key: this phone's key was reset, so the session
+        // can never be used from here again.
+        codes::DPOP_KEY_MISMATCH => Refusal::SessionEnded(LoginRequiredReason::Revoked),
+        codes::INVALID_GRANT => Refusal::SessionEnded(LoginRequiredReason::Expired),
+        _ => Refusal::Other,
+    }
+}
+
 /// In-memory identity state shared by every clone of the core.
 #[derive(Default)]
 pub(crate) struct IdentityState {
@@ -257,28 +286,39 @@ impl Session<'_> {
             return Ok(tokens.access_token);
         }
         let device = self.device_key()?;
-        let auth = DpopAuth { key: &device, access_token: None, clock_offset_ms: self.client.clock_offset_ms() };
         let body = form(&[
             ("grant_type", "refresh_token"),
             ("refresh_token", &tokens.refresh_token),
             ("client_id", wire::APP_CLIENT_ID),
         ]);
-        let request = ApiRequest { method: Method::POST, path: wire::TOKEN_PATH, body: Some((body, FORM)), auth: Some(&auth), idempotency_key: None, headers: &[] };
-        // A lost response leaves the old refresh token here; the server's grace window accepts
-        // it once more from this device, so a bad network never logs the resident out.
-        let response: TokenResponse = match self.client.send(request).await {
-            Ok(r) => r,
-            Err(Error::Unauthorised { code, .. }) | Err(Error::ServerRejected { status: 400, code, .. }) => {
-                let reason = if code == codes::REFRESH_TOKEN_REUSED || code == codes::TOKEN_REVOKED {
-                    LoginRequiredReason::Revoked
-                } else {
-                    LoginRequiredReason::Expired
-                };
-                tracing::warn!(code = %safe_code(&code), "session ended by the server; login required");
-                session::mark_login_required(self.store, reason)?;
-                return Err(Error::LoginRequired { reason });
+        let mut reproved = false;
+        let response: TokenResponse = loop {
+            let auth = DpopAuth { key: &device, access_token: None, clock_offset_ms: self.client.clock_offset_ms() };
+            let request = ApiRequest {
+                method: Method::POST,
+                path: wire::TOKEN_PATH,
+                body: Some((body.clone(), FORM)),
+                auth: Some(&auth),
+                idempotency_key: None,
+                headers: &[],
+            };
+            // A lost response leaves the old refresh token here; the server's grace window accepts
+            // it once more from this device, so a bad network never logs the resident out.
+            let error = match self.client.send(request).await {
+                Ok(r) => break r,
+                Err(e) => e,
+            };
+            let code = match &error {
+                Error::Unauthorised { code, .. } | Error::ServerRejected { code, .. } => code.as_str(),
+                _ => return Err(error),
+            };
+            match refusal_of(code) {
+                Refusal::NewProof if !reproved => reproved = true,
+                Refusal::SessionEnded(reason) => return Err(self.end_session(code, reason)?),
+                // Anything else (a malformed request, a server fault) says nothing about the
+                // session: the resident keeps it and the call fails with the server's reason.
+                _ => return Err(error),
             }
-            Err(other) => return Err(other),
         };
         let renewed = TokenSet { access_token: response.access_token, refresh_token: response.refresh_token };
         let sealed = session::seal_tokens(&key, &renewed)?;
@@ -323,30 +363,37 @@ impl Session<'_> {
     ) -> Result<Vec<u8>> {
         let device = self.device_key()?;
         let mut token = self.access_token().await?;
-        let mut refreshed = false;
+        let (mut renewed, mut reproved) = (false, false);
         loop {
             let auth = DpopAuth { key: &device, access_token: Some(&token), clock_offset_ms: self.client.clock_offset_ms() };
             let request =
                 ApiRequest { method: method.clone(), path, body: body.clone(), auth: Some(&auth), idempotency_key, headers };
-            match self.client.send_for_bytes(request).await {
-                Err(Error::Unauthorised { code, .. })
-                    if (code == codes::TOKEN_EXPIRED || code == codes::INVALID_TOKEN) && !refreshed =>
-                {
-                    // The access token is dead but the session need not be: the phone's clock ran
-                    // ahead of the server's view, or the server's token keys were replaced (an
-                    // operator invalidating every access token at once). Renew once and retry; a
-                    // refresh the server refuses ends the session there.
-                    refreshed = true;
+            let (status, code) = match self.client.send_for_bytes(request).await {
+                Err(Error::Unauthorised { status, code }) => (status, code),
+                other => return other,
+            };
+            match refusal_of(&code) {
+                // The access token is dead but the session need not be: the phone's clock ran
+                // ahead of the server's view, or the server's token keys were replaced (an
+                // operator invalidating every access token at once). Renew once and retry; a
+                // refresh the server refuses ends the session there.
+                Refusal::RenewToken if !renewed => {
+                    renewed = true;
                     token = self.refresh(Some(&token)).await?;
                 }
-                Err(Error::Unauthorised { code, .. }) => {
-                    tracing::warn!(code = %safe_code(&code), "server refused the session; login required");
-                    session::mark_login_required(self.store, LoginRequiredReason::Revoked)?;
-                    return Err(Error::LoginRequired { reason: LoginRequiredReason::Revoked });
-                }
-                other => return other,
+                Refusal::NewProof if !reproved => reproved = true,
+                Refusal::SessionEnded(reason) => return Err(self.end_session(&code, reason)?),
+                _ => return Err(Error::Unauthorised { status, code }),
             }
         }
+    }
+
+    /// Records that the server ended the session (the app shows the login screen; local data
+    /// stays) and returns the error that says so.
+    fn end_session(&self, code: &str, reason: LoginRequiredReason) -> Result<Error> {
+        tracing::warn!(code = %safe_code(code), "session ended by the server; login required");
+        session::mark_login_required(self.store, reason)?;
+        Ok(Error::LoginRequired { reason })
     }
 
     /// Logs out: revokes the session on the server when it can be reached, and wipes the

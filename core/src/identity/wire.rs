@@ -44,4 +44,7 @@ pub mod codes {
     pub const TOKEN_REVOKED: &str = "token_revoked";
     pub const REFRESH_TOKEN_REUSED: &str = "refresh_token_reused";
     pub const INVALID_GRANT: &str = "invalid_grant";
+    pub const INVALID_DPOP_PROOF: &str = "invalid_dpop_proof";
+    pub const DPOP_REPLAY: &str = "dpop_replay";
+    pub const DPOP_KEY_MISMATCH: &str = "dpop_key_mismatch";
 }

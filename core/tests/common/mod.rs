@@ -17,6 +17,48 @@ pub enum Fault {
     DropRequest,
     /// Forward the request, let the server answer (and commit), deliver half the answer, cut.
     CutResponse,
+    /// Forward both ways, moving the answer's `Date` header by this many seconds: what the phone
+    /// sees when its own clock jumps by the opposite amount after it learned the server's time.
+    ShiftDate(i64),
+    /// Forward the request without this header (lower case), as a misbehaving middlebox would.
+    DropHeader(&'static str),
+}
+
+/// The raw request without the header `name` (lower case).
+fn drop_header(request: &[u8], name: &str) -> Vec<u8> {
+    let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else { return request.to_vec() };
+    let head = String::from_utf8_lossy(&request[..end]);
+    let kept: Vec<&str> = head
+        .split("\r\n")
+        .filter(|line| !line.split_once(':').is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name)))
+        .collect();
+    let mut out = kept.join("\r\n").into_bytes();
+    out.extend_from_slice(&request[end..]);
+    out
+}
+
+/// The raw response with its `Date` header moved by `secs` seconds.
+fn shift_date(response: &[u8], secs: i64) -> Vec<u8> {
+    let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") else { return response.to_vec() };
+    let head = String::from_utf8_lossy(&response[..end]);
+    let lines: Vec<String> = head
+        .split("\r\n")
+        .map(|line| match line.split_once(':') {
+            Some((name, value)) if name.eq_ignore_ascii_case("date") => {
+                let at = httpdate::parse_http_date(value.trim()).expect("the server's Date header parses");
+                let moved = if secs >= 0 {
+                    at + std::time::Duration::from_secs(secs as u64)
+                } else {
+                    at - std::time::Duration::from_secs(secs.unsigned_abs())
+                };
+                format!("{name}: {}", httpdate::fmt_http_date(moved))
+            }
+            _ => line.to_string(),
+        })
+        .collect();
+    let mut out = lines.join("\r\n").into_bytes();
+    out.extend_from_slice(&response[end..]);
+    out
 }
 
 type Decide = Box<dyn FnMut(&[u8]) -> Fault + Send>;
@@ -71,10 +113,17 @@ impl FaultProxy {
                         if fault == Fault::DropRequest {
                             return;
                         }
+                        let request = match fault {
+                            Fault::DropHeader(name) => drop_header(&request, name),
+                            _ => request,
+                        };
                         if server.write_all(&request).await.is_err() {
                             return;
                         }
-                        let Some(response) = read_http_message(&mut server).await else { return };
+                        let Some(mut response) = read_http_message(&mut server).await else { return };
+                        if let Fault::ShiftDate(secs) = fault {
+                            response = shift_date(&response, secs);
+                        }
                         if fault == Fault::CutResponse {
                             let _ = client.write_all(&response[..response.len() / 2]).await;
                             return;
