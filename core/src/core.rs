@@ -151,6 +151,16 @@ impl Core {
         crate::signing::SigningService::new(self.clone())
     }
 
+    /// The resident's identity credential: renew it online, show it as a QR offline.
+    pub fn credential(&self) -> crate::identity::credential::holder::CredentialService {
+        crate::identity::credential::holder::CredentialService { core: self.clone() }
+    }
+
+    /// A front-desk verifier of identity codes (offline, with the city keys it keeps).
+    pub fn credential_verifier(&self) -> crate::identity::credential::verifier::CredentialVerifier {
+        crate::identity::credential::verifier::CredentialVerifier { core: self.clone(), freshness: Default::default() }
+    }
+
     /// The agency side of cases, for staff with a role `agency:<CODE>`.
     pub fn agency(&self) -> crate::drafts::agency::AgencyService {
         crate::drafts::agency::AgencyService { core: self.clone() }

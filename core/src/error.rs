@@ -66,6 +66,9 @@ pub enum Error {
     /// in Vietnamese and English.
     #[error("ticket: {problem}")]
     Ticket { problem: crate::tickets::TicketProblem },
+    /// The identity credential cannot be shown (expired); `refusal.user_message()` says why.
+    #[error("identity credential: {refusal}")]
+    Credential { refusal: crate::identity::credential::CredentialRefusal },
     /// A signature request that cannot be fetched or decided now, or a refused decision;
     /// `problem.user_message()` says why in Vietnamese and English.
     #[error("signing: {problem}")]
@@ -186,6 +189,7 @@ impl Error {
                 "This account is not allowed to do this.",
             ),
             Error::Ticket { problem } => problem.user_message(),
+            Error::Credential { refusal } => refusal.user_message(),
             Error::Signing { problem } => problem.user_message(),
             Error::AttachmentRefused { .. } => (
                 "Tệp này không đính kèm được. Vui lòng chọn ảnh chụp (JPG, PNG, HEIC) hoặc tệp PDF nhỏ hơn.",

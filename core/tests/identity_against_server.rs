@@ -388,3 +388,61 @@ async fn a_refusal_of_one_request_keeps_the_session() {
     assert_eq!(core.identity().account().await.unwrap(), account);
     s.shutdown().await;
 }
+
+/// The identity credential end to end: Ba's phone gets a credential while online; a front-desk
+/// device that never logged in fetches the city's keys once; then, with the server gone, Ba shows
+/// his name and that he is over 60, and the desk sees exactly that: not his number, not his
+/// birth date. A changed code, an old code and a logged-out phone are all refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_code_shows_only_what_the_resident_picks_and_verifies_offline() {
+    use congdan_core::identity::credential::{Attribute, CredentialRefusal};
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server(&tmp.path().join("server"), |_| {}).await;
+    let core = phone(&tmp.path().join("phone"), &s.url());
+    login(&core, "ba").await.unwrap();
+    let held = core.credential().refresh().await.unwrap();
+    let names: Vec<Attribute> = held.attributes.iter().map(|a| a.attribute).collect();
+    assert_eq!(names, Attribute::ALL.to_vec(), "born 1950: name, number, birth date, over 18, over 60");
+    let value = |a: Attribute| held.attributes.iter().find(|x| x.attribute == a).unwrap().value.clone();
+    let national_id = value(Attribute::NationalId);
+    assert_eq!(value(Attribute::BirthDate), "1950-05-19");
+    assert!(held.expires_at >= held.issued_at + 29 * 86_400);
+
+    let desk = phone(&tmp.path().join("desk"), &s.url());
+    assert_eq!(desk.credential_verifier().update_keys().await.unwrap(), 1);
+    s.shutdown().await;
+
+    // Offline from here on, both devices.
+    let code = core.credential().present(&[Attribute::FullName, Attribute::AgeOver60]).unwrap();
+    assert!(!code.text.contains(&national_id));
+    let seen = desk.credential_verifier().verify(&code.text).unwrap().expect("accepted");
+    let shown: Vec<(Attribute, String)> = seen.shown.iter().map(|a| (a.attribute, a.value.clone())).collect();
+    assert_eq!(shown, vec![(Attribute::FullName, value(Attribute::FullName)), (Attribute::AgeOver60, "true".to_string())]);
+    assert!(congdan_core::identity::credential::qr_symbol(&code.text).is_ok());
+
+    // One character changed in the middle of the code.
+    let mut changed: Vec<char> = code.text.chars().collect();
+    let middle = changed.len() / 2;
+    changed[middle] = if changed[middle] == 'A' { 'B' } else { 'A' };
+    let changed: String = changed.into_iter().collect();
+    assert!(desk.credential_verifier().verify(&changed).unwrap().is_err());
+    // A screenshot shown three minutes later.
+    assert_eq!(
+        desk.credential_verifier().verify_at(&code.text, code.presented_at + 180).unwrap(),
+        Err(CredentialRefusal::Stale)
+    );
+
+    // Sealed at rest: the full number is nowhere in the phone's database files.
+    for entry in std::fs::read_dir(tmp.path().join("phone")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(!bytes.windows(national_id.len()).any(|w| w == national_id.as_bytes()), "{path:?} holds the number");
+        }
+    }
+
+    // Logging out (offline) takes the credential off the phone.
+    core.identity().logout().await.unwrap();
+    assert_eq!(core.credential().held().unwrap(), None);
+    assert!(matches!(core.credential().present(&[Attribute::FullName]), Err(Error::NotFound { .. })));
+}

@@ -86,6 +86,7 @@ impl From<Error> for CongdanError {
                 CongdanError::InvalidInput { message_vi: text.vi, message_en: text.en, detail }
             }
             Error::Ticket { .. } => CongdanError::InvalidInput { message_vi, message_en, detail },
+            Error::Credential { refusal } => CongdanError::Rejected { code: refusal.code().into(), message_vi, message_en, detail },
             Error::Signing { problem: congdan_core::signing::SigningProblem::Refused(refusal) } => {
                 CongdanError::Rejected { code: refusal.code().into(), message_vi, message_en, detail }
             }

@@ -67,6 +67,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/signature-requests/{id}/decision"),
     ("get", "/v1/me/device-keys"),
     ("post", "/v1/me/device-keys/{key_id}/revoke"),
+    ("post", "/v1/me/credential"),
+    ("get", "/v1/identity/credential-keys"),
 ];
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
@@ -107,7 +109,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/signature-requests/{id}/document", get(signing::resident::document))
         .route("/v1/signature-requests/{id}/decision", post(signing::resident::decide))
         .route("/v1/me/device-keys", get(identity::device_keys::list))
-        .route("/v1/me/device-keys/{key_id}/revoke", post(identity::device_keys::revoke_route));
+        .route("/v1/me/device-keys/{key_id}/revoke", post(identity::device_keys::revoke_route))
+        .route("/v1/me/credential", post(identity::credential::issue))
+        .route("/v1/identity/credential-keys", get(identity::credential::keys));
     if let Some(dev_idp) = state.identity.dev_idp_router() {
         app = app.nest_service("/dev-idp", dev_idp);
     }

@@ -21,6 +21,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("get", "/v1/auth/authorize"),                 // the login flow itself
     ("get", "/v1/auth/callback"),
     ("post", "/v1/auth/token"),                    // authenticated by its grant and DPoP proof, not by an access token
+    ("get", "/v1/identity/credential-keys"),       // the city's public keys, for offline verifiers
 ];
 
 /// The role prefix a route needs beyond `resident`, from its path.

@@ -7,6 +7,7 @@
 //! race), signs a DPoP proof for each attempt, and turns a dead session into the typed
 //! [`Error::LoginRequired`] while every local draft and cached datum stays.
 
+pub mod credential;
 #[cfg(feature = "dev-browser")]
 pub mod dev_browser;
 mod dpop;

@@ -218,6 +218,7 @@ pub(crate) fn wipe(store: &Store) -> Result<()> {
         let ctx = "wiping the session";
         tx.execute("DELETE FROM session", []).map_err(Error::db(ctx))?;
         tx.execute("DELETE FROM pending_login", []).map_err(Error::db(ctx))?;
+        tx.execute("DELETE FROM identity_credential", []).map_err(Error::db(ctx))?;
         tx.execute("DELETE FROM feed_cursors WHERE feed LIKE 'account:%'", []).map_err(Error::db(ctx))?;
         tx.execute("DELETE FROM meta WHERE key = ?1", [DATA_KEY_META]).map_err(Error::db(ctx))?;
         Ok(())

@@ -241,6 +241,23 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX signature_requests_by_account ON signature_requests(account_id, state, created_at);
     "#,
+    // 12: the identity credential of the logged-in resident, sealed under the session's data key
+    // (statement, salts and values: personal data), and the city's public keys that verify
+    // credentials offline at a front desk.
+    r#"
+    CREATE TABLE identity_credential (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        account_id  TEXT NOT NULL,
+        sealed      BLOB NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE TABLE credential_keys (
+        key_id      TEXT PRIMARY KEY NOT NULL,
+        public_key  BLOB NOT NULL,
+        fetched_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -15,7 +15,7 @@ pub mod changes;
 pub mod commands;
 pub mod gate;
 pub mod network;
-mod phone;
+pub(crate) mod phone;
 pub mod qr;
 pub mod store;
 pub mod wire;

@@ -34,10 +34,15 @@ pub struct QrMatrix {
 /// Encodes `text` (QR alphanumeric characters, such as a base45 ticket code) as the smallest
 /// symbol of version at most [`MAX_VERSION`], level M, alphanumeric mode.
 pub fn encode(text: &str) -> Result<QrMatrix, QrError> {
+    encode_up_to(text, MAX_VERSION)
+}
+
+/// [`encode`] with another largest version (identity codes, read at a desk, may be larger).
+pub fn encode_up_to(text: &str, max_version: u8) -> Result<QrMatrix, QrError> {
     if !text.bytes().all(|c| super::base45::ALPHABET.contains(&c)) {
         return Err(QrError::NotAlphanumeric);
     }
-    for version in 1..=MAX_VERSION {
+    for version in 1..=max_version.min(40) {
         let mut bits = Bits::new(Version::Normal(version as i16));
         if bits.push_alphanumeric_data(text.as_bytes()).is_err() || bits.push_terminator(EcLevel::M).is_err() {
             continue; // does not fit this version: try the next

@@ -12,6 +12,7 @@
 pub mod attributes;
 pub mod auth;
 pub mod client_address;
+pub mod credential;
 pub mod device_keys;
 pub mod dpop;
 pub mod keys;
