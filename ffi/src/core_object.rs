@@ -93,6 +93,16 @@ impl CongdanCore {
         Arc::new(crate::signing::SigningApi { inner: self.inner.signing() })
     }
 
+    /// The identity credential, the resident's side: renew online, show a QR offline.
+    pub fn credential(&self) -> Arc<crate::credential::CredentialApi> {
+        Arc::new(crate::credential::CredentialApi { inner: self.inner.credential() })
+    }
+
+    /// A front-desk verifier of identity codes (no login; offline once it has the city keys).
+    pub fn identity_verifier(&self) -> Arc<crate::credential::IdentityVerifierApi> {
+        Arc::new(crate::credential::IdentityVerifierApi { inner: self.inner.credential_verifier() })
+    }
+
     /// QR transit tickets, the rider's side: buy, list, the rotating code for the gate.
     pub fn tickets(&self) -> Arc<crate::tickets::TicketsApi> {
         Arc::new(crate::tickets::TicketsApi { inner: self.inner.tickets() })

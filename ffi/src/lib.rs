@@ -11,6 +11,7 @@ mod agency;
 mod attachments;
 mod catalog;
 mod core_object;
+mod credential;
 mod drafts;
 mod error;
 mod gate;

@@ -1291,9 +1291,19 @@ public protocol CongdanCoreProtocol: AnyObject, Sendable {
     
     func catalog()  -> CatalogApi
     
+    /**
+     * The identity credential, the resident's side: renew online, show a QR offline.
+     */
+    func credential()  -> CredentialApi
+    
     func drafts()  -> DraftsApi
     
     func identity()  -> IdentityApi
+    
+    /**
+     * A front-desk verifier of identity codes (no login; offline once it has the city keys).
+     */
+    func identityVerifier()  -> IdentityVerifierApi
     
     /**
      * Tell the core the network is back (or the app came to the foreground): its outbox sender
@@ -1422,6 +1432,18 @@ open func catalog() -> CatalogApi  {
 })
 }
     
+    /**
+     * The identity credential, the resident's side: renew online, show a QR offline.
+     */
+open func credential() -> CredentialApi  {
+    return try!  FfiConverterTypeCredentialApi_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_congdancore_credential(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
 open func drafts() -> DraftsApi  {
     return try!  FfiConverterTypeDraftsApi_lift(try! rustCall() {
         uniffiCallStatus in
@@ -1435,6 +1457,18 @@ open func identity() -> IdentityApi  {
     return try!  FfiConverterTypeIdentityApi_lift(try! rustCall() {
         uniffiCallStatus in
     uniffi_congdan_ffi_fn_method_congdancore_identity(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * A front-desk verifier of identity codes (no login; offline once it has the city keys).
+     */
+open func identityVerifier() -> IdentityVerifierApi  {
+    return try!  FfiConverterTypeIdentityVerifierApi_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_congdancore_identity_verifier(
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
@@ -1580,6 +1614,171 @@ public func FfiConverterTypeCongdanCore_lift(_ handle: UInt64) throws -> Congdan
 #endif
 public func FfiConverterTypeCongdanCore_lower(_ value: CongdanCore) -> UInt64 {
     return FfiConverterTypeCongdanCore.lower(value)
+}
+
+
+
+
+
+
+public protocol CredentialApiProtocol: AnyObject, Sendable {
+    
+    /**
+     * The credential kept on this phone, if any (offline).
+     */
+    func held() throws  -> IdentityCredentialInfo?
+    
+    /**
+     * The code showing only `fields` (offline). Call again after `seconds_remaining`.
+     */
+    func present(fields: [CredentialAttribute]) throws  -> IdentityQrCode
+    
+    /**
+     * Renews the credential (online, logged in): bound to this phone's device key, 30 days.
+     */
+    func refresh() async throws  -> IdentityCredentialInfo
+    
+}
+open class CredentialApi: CredentialApiProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_congdan_ffi_fn_clone_credentialapi(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_congdan_ffi_fn_free_credentialapi(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The credential kept on this phone, if any (offline).
+     */
+open func held()throws  -> IdentityCredentialInfo?  {
+    return try  FfiConverterOptionTypeIdentityCredentialInfo.lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_credentialapi_held(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The code showing only `fields` (offline). Call again after `seconds_remaining`.
+     */
+open func present(fields: [CredentialAttribute])throws  -> IdentityQrCode  {
+    return try  FfiConverterTypeIdentityQrCode_lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_credentialapi_present(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceTypeCredentialAttribute.lower(fields),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Renews the credential (online, logged in): bound to this phone's device key, 30 days.
+     */
+open func refresh()async throws  -> IdentityCredentialInfo  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_congdan_ffi_fn_method_credentialapi_refresh(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_congdan_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_congdan_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_congdan_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeIdentityCredentialInfo_lift,
+            errorHandler: FfiConverterTypeCongdanError_lift
+        )
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCredentialApi: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = CredentialApi
+
+    public static func lift(_ handle: UInt64) throws -> CredentialApi {
+        return CredentialApi(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: CredentialApi) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CredentialApi {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: CredentialApi, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCredentialApi_lift(_ handle: UInt64) throws -> CredentialApi {
+    return try FfiConverterTypeCredentialApi.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCredentialApi_lower(_ value: CredentialApi) -> UInt64 {
+    return FfiConverterTypeCredentialApi.lower(value)
 }
 
 
@@ -2432,6 +2631,165 @@ public func FfiConverterTypeIdentityApi_lift(_ handle: UInt64) throws -> Identit
 #endif
 public func FfiConverterTypeIdentityApi_lower(_ value: IdentityApi) -> UInt64 {
     return FfiConverterTypeIdentityApi.lower(value)
+}
+
+
+
+
+
+
+public protocol IdentityVerifierApiProtocol: AnyObject, Sendable {
+    
+    func trustedKeyCount() throws  -> UInt32
+    
+    /**
+     * Fetches the city's credential keys (no login needed) and keeps them for offline checks.
+     */
+    func updateKeys() async throws  -> UInt32
+    
+    /**
+     * Checks a scanned code (offline). A refused code is an answer, not an error.
+     */
+    func verify(qrText: String) throws  -> IdentityCheck
+    
+}
+open class IdentityVerifierApi: IdentityVerifierApiProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_congdan_ffi_fn_clone_identityverifierapi(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_congdan_ffi_fn_free_identityverifierapi(handle, $0) }
+    }
+
+    
+
+    
+open func trustedKeyCount()throws  -> UInt32  {
+    return try  FfiConverterUInt32.lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_identityverifierapi_trusted_key_count(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Fetches the city's credential keys (no login needed) and keeps them for offline checks.
+     */
+open func updateKeys()async throws  -> UInt32  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_congdan_ffi_fn_method_identityverifierapi_update_keys(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_congdan_ffi_rust_future_poll_u32,
+            completeFunc: ffi_congdan_ffi_rust_future_complete_u32,
+            freeFunc: ffi_congdan_ffi_rust_future_free_u32,
+            liftFunc: FfiConverterUInt32.lift,
+            errorHandler: FfiConverterTypeCongdanError_lift
+        )
+}
+    
+    /**
+     * Checks a scanned code (offline). A refused code is an answer, not an error.
+     */
+open func verify(qrText: String)throws  -> IdentityCheck  {
+    return try  FfiConverterTypeIdentityCheck_lift(try rustCallWithError(FfiConverterTypeCongdanError_lift) {
+        uniffiCallStatus in
+    uniffi_congdan_ffi_fn_method_identityverifierapi_verify(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(qrText),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeIdentityVerifierApi: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = IdentityVerifierApi
+
+    public static func lift(_ handle: UInt64) throws -> IdentityVerifierApi {
+        return IdentityVerifierApi(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: IdentityVerifierApi) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> IdentityVerifierApi {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: IdentityVerifierApi, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIdentityVerifierApi_lift(_ handle: UInt64) throws -> IdentityVerifierApi {
+    return try FfiConverterTypeIdentityVerifierApi.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIdentityVerifierApi_lower(_ value: IdentityVerifierApi) -> UInt64 {
+    return FfiConverterTypeIdentityVerifierApi.lower(value)
 }
 
 
@@ -4966,6 +5324,71 @@ public func FfiConverterTypeCoreSettings_lower(_ value: CoreSettings) -> RustBuf
 
 
 /**
+ * One attribute with its value and its label in both languages.
+ */
+public struct CredentialField: Equatable, Hashable {
+    public var attribute: CredentialAttribute
+    public var labelVi: String
+    public var labelEn: String
+    public var value: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(attribute: CredentialAttribute, labelVi: String, labelEn: String, value: String) {
+        self.attribute = attribute
+        self.labelVi = labelVi
+        self.labelEn = labelEn
+        self.value = value
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension CredentialField: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCredentialField: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CredentialField {
+        return
+            try CredentialField(
+                attribute: FfiConverterTypeCredentialAttribute.read(from: &buf), 
+                labelVi: FfiConverterString.read(from: &buf), 
+                labelEn: FfiConverterString.read(from: &buf), 
+                value: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: CredentialField, into buf: inout [UInt8]) {
+        FfiConverterTypeCredentialAttribute.write(value.attribute, into: &buf)
+        FfiConverterString.write(value.labelVi, into: &buf)
+        FfiConverterString.write(value.labelEn, into: &buf)
+        FfiConverterString.write(value.value, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCredentialField_lift(_ buf: RustBuffer) throws -> CredentialField {
+    return try FfiConverterTypeCredentialField.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCredentialField_lower(_ value: CredentialField) -> RustBuffer {
+    return FfiConverterTypeCredentialField.lower(value)
+}
+
+
+/**
  * The verification bundle of a signed case (its dossier signature, statement `0x32`).
  */
 public struct DossierSigningBundle: Equatable, Hashable {
@@ -5764,6 +6187,255 @@ public func FfiConverterTypeGateSettings_lift(_ buf: RustBuffer) throws -> GateS
 #endif
 public func FfiConverterTypeGateSettings_lower(_ value: GateSettings) -> RustBuffer {
     return FfiConverterTypeGateSettings.lower(value)
+}
+
+
+/**
+ * What the officer's screen shows after a scan.
+ */
+public struct IdentityCheck: Equatable, Hashable {
+    public var accepted: Bool
+    /**
+     * Empty when accepted; else `forged`, `wrong_device`, `tampered`, `stale`, `expired`, …
+     */
+    public var refusalCode: String
+    public var messageVi: String
+    public var messageEn: String
+    /**
+     * The attributes the resident chose to show (empty when refused).
+     */
+    public var fields: [CredentialField]
+    public var expiresAt: UInt64
+    public var presentedAt: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(accepted: Bool, 
+        /**
+         * Empty when accepted; else `forged`, `wrong_device`, `tampered`, `stale`, `expired`, …
+         */refusalCode: String, messageVi: String, messageEn: String, 
+        /**
+         * The attributes the resident chose to show (empty when refused).
+         */fields: [CredentialField], expiresAt: UInt64, presentedAt: UInt64) {
+        self.accepted = accepted
+        self.refusalCode = refusalCode
+        self.messageVi = messageVi
+        self.messageEn = messageEn
+        self.fields = fields
+        self.expiresAt = expiresAt
+        self.presentedAt = presentedAt
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension IdentityCheck: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeIdentityCheck: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> IdentityCheck {
+        return
+            try IdentityCheck(
+                accepted: FfiConverterBool.read(from: &buf), 
+                refusalCode: FfiConverterString.read(from: &buf), 
+                messageVi: FfiConverterString.read(from: &buf), 
+                messageEn: FfiConverterString.read(from: &buf), 
+                fields: FfiConverterSequenceTypeCredentialField.read(from: &buf), 
+                expiresAt: FfiConverterUInt64.read(from: &buf), 
+                presentedAt: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: IdentityCheck, into buf: inout [UInt8]) {
+        FfiConverterBool.write(value.accepted, into: &buf)
+        FfiConverterString.write(value.refusalCode, into: &buf)
+        FfiConverterString.write(value.messageVi, into: &buf)
+        FfiConverterString.write(value.messageEn, into: &buf)
+        FfiConverterSequenceTypeCredentialField.write(value.fields, into: &buf)
+        FfiConverterUInt64.write(value.expiresAt, into: &buf)
+        FfiConverterUInt64.write(value.presentedAt, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIdentityCheck_lift(_ buf: RustBuffer) throws -> IdentityCheck {
+    return try FfiConverterTypeIdentityCheck.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIdentityCheck_lower(_ value: IdentityCheck) -> RustBuffer {
+    return FfiConverterTypeIdentityCheck.lower(value)
+}
+
+
+/**
+ * The credential on this phone, for the resident's own screen.
+ */
+public struct IdentityCredentialInfo: Equatable, Hashable {
+    public var fields: [CredentialField]
+    public var issuedAt: UInt64
+    public var expiresAt: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(fields: [CredentialField], issuedAt: UInt64, expiresAt: UInt64) {
+        self.fields = fields
+        self.issuedAt = issuedAt
+        self.expiresAt = expiresAt
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension IdentityCredentialInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeIdentityCredentialInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> IdentityCredentialInfo {
+        return
+            try IdentityCredentialInfo(
+                fields: FfiConverterSequenceTypeCredentialField.read(from: &buf), 
+                issuedAt: FfiConverterUInt64.read(from: &buf), 
+                expiresAt: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: IdentityCredentialInfo, into buf: inout [UInt8]) {
+        FfiConverterSequenceTypeCredentialField.write(value.fields, into: &buf)
+        FfiConverterUInt64.write(value.issuedAt, into: &buf)
+        FfiConverterUInt64.write(value.expiresAt, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIdentityCredentialInfo_lift(_ buf: RustBuffer) throws -> IdentityCredentialInfo {
+    return try FfiConverterTypeIdentityCredentialInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIdentityCredentialInfo_lower(_ value: IdentityCredentialInfo) -> RustBuffer {
+    return FfiConverterTypeIdentityCredentialInfo.lower(value)
+}
+
+
+/**
+ * The code to show at the desk now.
+ */
+public struct IdentityQrCode: Equatable, Hashable {
+    /**
+     * The QR's text (base45).
+     */
+    public var text: String
+    /**
+     * Modules per side (no quiet zone: leave 4 light modules around).
+     */
+    public var size: UInt32
+    /**
+     * `rows[y][x]`, true for dark.
+     */
+    public var rows: [[Bool]]
+    /**
+     * Unix seconds on the server's clock the code is dated.
+     */
+    public var presentedAt: UInt64
+    /**
+     * Draw a new code after this many seconds.
+     */
+    public var secondsRemaining: UInt32
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The QR's text (base45).
+         */text: String, 
+        /**
+         * Modules per side (no quiet zone: leave 4 light modules around).
+         */size: UInt32, 
+        /**
+         * `rows[y][x]`, true for dark.
+         */rows: [[Bool]], 
+        /**
+         * Unix seconds on the server's clock the code is dated.
+         */presentedAt: UInt64, 
+        /**
+         * Draw a new code after this many seconds.
+         */secondsRemaining: UInt32) {
+        self.text = text
+        self.size = size
+        self.rows = rows
+        self.presentedAt = presentedAt
+        self.secondsRemaining = secondsRemaining
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension IdentityQrCode: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeIdentityQrCode: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> IdentityQrCode {
+        return
+            try IdentityQrCode(
+                text: FfiConverterString.read(from: &buf), 
+                size: FfiConverterUInt32.read(from: &buf), 
+                rows: FfiConverterSequenceSequenceBool.read(from: &buf), 
+                presentedAt: FfiConverterUInt64.read(from: &buf), 
+                secondsRemaining: FfiConverterUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: IdentityQrCode, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.text, into: &buf)
+        FfiConverterUInt32.write(value.size, into: &buf)
+        FfiConverterSequenceSequenceBool.write(value.rows, into: &buf)
+        FfiConverterUInt64.write(value.presentedAt, into: &buf)
+        FfiConverterUInt32.write(value.secondsRemaining, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIdentityQrCode_lift(_ buf: RustBuffer) throws -> IdentityQrCode {
+    return try FfiConverterTypeIdentityQrCode.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIdentityQrCode_lower(_ value: IdentityQrCode) -> RustBuffer {
+    return FfiConverterTypeIdentityQrCode.lower(value)
 }
 
 
@@ -7543,6 +8215,96 @@ public func FfiConverterTypeCongdanError_lift(_ buf: RustBuffer) throws -> Congd
 public func FfiConverterTypeCongdanError_lower(_ value: CongdanError) -> RustBuffer {
     return FfiConverterTypeCongdanError.lower(value)
 }
+
+
+/**
+ * What a credential can vouch for.
+ */
+
+public enum CredentialAttribute: Equatable, Hashable {
+    
+    case fullName
+    case nationalId
+    case birthDate
+    case ageOver18
+    case ageOver60
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension CredentialAttribute: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCredentialAttribute: FfiConverterRustBuffer {
+    typealias SwiftType = CredentialAttribute
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CredentialAttribute {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .fullName
+        
+        case 2: return .nationalId
+        
+        case 3: return .birthDate
+        
+        case 4: return .ageOver18
+        
+        case 5: return .ageOver60
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: CredentialAttribute, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .fullName:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .nationalId:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .birthDate:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .ageOver18:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .ageOver60:
+            writeInt(&buf, Int32(5))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCredentialAttribute_lift(_ buf: RustBuffer) throws -> CredentialAttribute {
+    return try FfiConverterTypeCredentialAttribute.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCredentialAttribute_lower(_ value: CredentialAttribute) -> RustBuffer {
+    return FfiConverterTypeCredentialAttribute.lower(value)
+}
+
 
 
 
@@ -9492,6 +10254,30 @@ fileprivate struct FfiConverterOptionTypeDraftDetail: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeIdentityCredentialInfo: FfiConverterRustBuffer {
+    typealias SwiftType = IdentityCredentialInfo?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeIdentityCredentialInfo.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeIdentityCredentialInfo.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeLocalizedText: FfiConverterRustBuffer {
     typealias SwiftType = LocalizedText?
 
@@ -9909,6 +10695,31 @@ fileprivate struct FfiConverterSequenceTypeChoiceOption: FfiConverterRustBuffer 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeCredentialField: FfiConverterRustBuffer {
+    typealias SwiftType = [CredentialField]
+
+    public static func write(_ value: [CredentialField], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeCredentialField.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [CredentialField] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [CredentialField]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeCredentialField.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeDraftField: FfiConverterRustBuffer {
     typealias SwiftType = [DraftField]
 
@@ -10176,6 +10987,31 @@ fileprivate struct FfiConverterSequenceTypeTimelineEntry: FfiConverterRustBuffer
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeTimelineEntry.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeCredentialAttribute: FfiConverterRustBuffer {
+    typealias SwiftType = [CredentialAttribute]
+
+    public static func write(_ value: [CredentialAttribute], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeCredentialAttribute.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [CredentialAttribute] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [CredentialAttribute]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeCredentialAttribute.read(from: &buf))
         }
         return seq
     }

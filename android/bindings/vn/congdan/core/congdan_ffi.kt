@@ -791,9 +791,13 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_congdancore_catalog(
     ): Int
+    external fun uniffi_congdan_ffi_checksum_method_congdancore_credential(
+    ): Int
     external fun uniffi_congdan_ffi_checksum_method_congdancore_drafts(
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_congdancore_identity(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_congdancore_identity_verifier(
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_congdancore_outbox_wakeup(
     ): Int
@@ -806,6 +810,18 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_congdan_ffi_checksum_method_congdancore_sync(
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_congdancore_tickets(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_credentialapi_held(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_credentialapi_present(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_credentialapi_refresh(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_identityverifierapi_trusted_key_count(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_identityverifierapi_update_keys(
+    ): Int
+    external fun uniffi_congdan_ffi_checksum_method_identityverifierapi_verify(
     ): Int
     external fun uniffi_congdan_ffi_checksum_method_draftsapi_attach_bytes(
     ): Int
@@ -982,9 +998,13 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_congdan_ffi_fn_method_congdancore_catalog(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_congdan_ffi_fn_method_congdancore_credential(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_congdan_ffi_fn_method_congdancore_drafts(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_congdan_ffi_fn_method_congdancore_identity(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_congdan_ffi_fn_method_congdancore_identity_verifier(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_congdan_ffi_fn_method_congdancore_outbox_wakeup(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
@@ -998,6 +1018,26 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_congdan_ffi_fn_method_congdancore_tickets(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_congdan_ffi_fn_clone_credentialapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_congdan_ffi_fn_free_credentialapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_congdan_ffi_fn_method_credentialapi_held(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_credentialapi_present(`ptr`: Long,`fields`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_congdan_ffi_fn_method_credentialapi_refresh(`ptr`: Long,
+    ): Long
+    external fun uniffi_congdan_ffi_fn_clone_identityverifierapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_congdan_ffi_fn_free_identityverifierapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_congdan_ffi_fn_method_identityverifierapi_trusted_key_count(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Int
+    external fun uniffi_congdan_ffi_fn_method_identityverifierapi_update_keys(`ptr`: Long,
+    ): Long
+    external fun uniffi_congdan_ffi_fn_method_identityverifierapi_verify(`ptr`: Long,`qrText`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_congdan_ffi_fn_clone_draftsapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_congdan_ffi_fn_free_draftsapi(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -2948,9 +2988,19 @@ public interface CongdanCoreInterface {
     
     fun `catalog`(): CatalogApi
     
+    /**
+     * The identity credential, the resident's side: renew online, show a QR offline.
+     */
+    fun `credential`(): CredentialApi
+    
     fun `drafts`(): DraftsApi
     
     fun `identity`(): IdentityApi
+    
+    /**
+     * A front-desk verifier of identity codes (no login; offline once it has the city keys).
+     */
+    fun `identityVerifier`(): IdentityVerifierApi
     
     /**
      * Tell the core the network is back (or the app came to the foreground): its outbox sender
@@ -3122,6 +3172,22 @@ open class CongdanCore: Disposable, AutoCloseable, CongdanCoreInterface
     }
     
 
+    
+    /**
+     * The identity credential, the resident's side: renew online, show a QR offline.
+     */override fun `credential`(): CredentialApi {
+            return FfiConverterTypeCredentialApi.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_congdancore_credential(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
     override fun `drafts`(): DraftsApi {
             return FfiConverterTypeDraftsApi.lift(
     callWithHandle {
@@ -3140,6 +3206,22 @@ open class CongdanCore: Disposable, AutoCloseable, CongdanCoreInterface
     callWithHandle {
     uniffiRustCall() { _status ->
     UniffiLib.uniffi_congdan_ffi_fn_method_congdancore_identity(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * A front-desk verifier of identity codes (no login; offline once it has the city keys).
+     */override fun `identityVerifier`(): IdentityVerifierApi {
+            return FfiConverterTypeIdentityVerifierApi.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_congdancore_identity_verifier(
         it,
         _status)
 }
@@ -3323,6 +3405,320 @@ public object FfiConverterTypeCongdanCore: FfiConverter<CongdanCore, Long> {
     override fun allocationSize(value: CongdanCore) = 8UL
 
     override fun write(value: CongdanCore, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+public interface CredentialApiInterface {
+    
+    /**
+     * The credential kept on this phone, if any (offline).
+     */
+    fun `held`(): IdentityCredentialInfo?
+    
+    /**
+     * The code showing only `fields` (offline). Call again after `seconds_remaining`.
+     */
+    fun `present`(`fields`: List<CredentialAttribute>): IdentityQrCode
+    
+    /**
+     * Renews the credential (online, logged in): bound to this phone's device key, 30 days.
+     */
+    suspend fun `refresh`(): IdentityCredentialInfo
+    
+    companion object
+}
+
+open class CredentialApi: Disposable, AutoCloseable, CredentialApiInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_congdan_ffi_fn_free_credentialapi(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_congdan_ffi_fn_clone_credentialapi(handle, status)
+        }
+    }
+
+    
+    /**
+     * The credential kept on this phone, if any (offline).
+     */
+    @Throws(CongdanException::class)override fun `held`(): IdentityCredentialInfo? {
+            return FfiConverterOptionalTypeIdentityCredentialInfo.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_credentialapi_held(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The code showing only `fields` (offline). Call again after `seconds_remaining`.
+     */
+    @Throws(CongdanException::class)override fun `present`(`fields`: List<CredentialAttribute>): IdentityQrCode {
+            return FfiConverterTypeIdentityQrCode.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_credentialapi_present(
+        it,
+        
+        FfiConverterSequenceTypeCredentialAttribute.lower(`fields`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Renews the credential (online, logged in): bound to this phone's device key, 30 days.
+     */
+    @Throws(CongdanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `refresh`() : IdentityCredentialInfo {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_congdan_ffi_fn_method_credentialapi_refresh(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_congdan_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeIdentityCredentialInfo.lift(it) },
+        // Error FFI converter
+        CongdanException.ErrorHandler,
+    )
+    }
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeCredentialApi: FfiConverter<CredentialApi, Long> {
+    override fun lower(value: CredentialApi): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): CredentialApi {
+        return CredentialApi(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): CredentialApi {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: CredentialApi) = 8UL
+
+    override fun write(value: CredentialApi, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -4723,6 +5119,314 @@ public object FfiConverterTypeIdentityApi: FfiConverter<IdentityApi, Long> {
     override fun allocationSize(value: IdentityApi) = 8UL
 
     override fun write(value: IdentityApi, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+public interface IdentityVerifierApiInterface {
+    
+    fun `trustedKeyCount`(): kotlin.UInt
+    
+    /**
+     * Fetches the city's credential keys (no login needed) and keeps them for offline checks.
+     */
+    suspend fun `updateKeys`(): kotlin.UInt
+    
+    /**
+     * Checks a scanned code (offline). A refused code is an answer, not an error.
+     */
+    fun `verify`(`qrText`: kotlin.String): IdentityCheck
+    
+    companion object
+}
+
+open class IdentityVerifierApi: Disposable, AutoCloseable, IdentityVerifierApiInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_congdan_ffi_fn_free_identityverifierapi(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_congdan_ffi_fn_clone_identityverifierapi(handle, status)
+        }
+    }
+
+    
+    @Throws(CongdanException::class)override fun `trustedKeyCount`(): kotlin.UInt {
+            return FfiConverterUInt.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_identityverifierapi_trusted_key_count(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Fetches the city's credential keys (no login needed) and keeps them for offline checks.
+     */
+    @Throws(CongdanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `updateKeys`() : kotlin.UInt {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_congdan_ffi_fn_method_identityverifierapi_update_keys(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_poll_u32(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_congdan_ffi_rust_future_complete_u32(future, continuation) },
+        { future -> UniffiLib.ffi_congdan_ffi_rust_future_free_u32(future) },
+        // lift function
+        { FfiConverterUInt.lift(it) },
+        // Error FFI converter
+        CongdanException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Checks a scanned code (offline). A refused code is an answer, not an error.
+     */
+    @Throws(CongdanException::class)override fun `verify`(`qrText`: kotlin.String): IdentityCheck {
+            return FfiConverterTypeIdentityCheck.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CongdanException) { _status ->
+    UniffiLib.uniffi_congdan_ffi_fn_method_identityverifierapi_verify(
+        it,
+        
+        FfiConverterString.lower(`qrText`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeIdentityVerifierApi: FfiConverter<IdentityVerifierApi, Long> {
+    override fun lower(value: IdentityVerifierApi): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): IdentityVerifierApi {
+        return IdentityVerifierApi(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): IdentityVerifierApi {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: IdentityVerifierApi) = 8UL
+
+    override fun write(value: IdentityVerifierApi, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -7702,6 +8406,57 @@ public object FfiConverterTypeCoreSettings: FfiConverterRustBuffer<CoreSettings>
 
 
 /**
+ * One attribute with its value and its label in both languages.
+ */
+data class CredentialField (
+    var `attribute`: CredentialAttribute
+    , 
+    var `labelVi`: kotlin.String
+    , 
+    var `labelEn`: kotlin.String
+    , 
+    var `value`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeCredentialField: FfiConverterRustBuffer<CredentialField> {
+    override fun read(buf: ByteBuffer): CredentialField {
+        return CredentialField(
+            FfiConverterTypeCredentialAttribute.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: CredentialField) = (
+            FfiConverterTypeCredentialAttribute.allocationSize(value.`attribute`) +
+            FfiConverterString.allocationSize(value.`labelVi`) +
+            FfiConverterString.allocationSize(value.`labelEn`) +
+            FfiConverterString.allocationSize(value.`value`)
+    )
+
+    override fun write(value: CredentialField, buf: ByteBuffer) {
+            FfiConverterTypeCredentialAttribute.write(value.`attribute`, buf)
+            FfiConverterString.write(value.`labelVi`, buf)
+            FfiConverterString.write(value.`labelEn`, buf)
+            FfiConverterString.write(value.`value`, buf)
+    }
+}
+
+
+
+/**
  * The verification bundle of a signed case (its dossier signature, statement `0x32`).
  */
 data class DossierSigningBundle (
@@ -8354,6 +9109,195 @@ public object FfiConverterTypeGateSettings: FfiConverterRustBuffer<GateSettings>
             FfiConverterOptionalULong.write(value.`slotToleranceS`, buf)
             FfiConverterOptionalULong.write(value.`clockWindowS`, buf)
             FfiConverterOptionalULong.write(value.`passBackWindowS`, buf)
+    }
+}
+
+
+
+/**
+ * What the officer's screen shows after a scan.
+ */
+data class IdentityCheck (
+    var `accepted`: kotlin.Boolean
+    , 
+    /**
+     * Empty when accepted; else `forged`, `wrong_device`, `tampered`, `stale`, `expired`, …
+     */
+    var `refusalCode`: kotlin.String
+    , 
+    var `messageVi`: kotlin.String
+    , 
+    var `messageEn`: kotlin.String
+    , 
+    /**
+     * The attributes the resident chose to show (empty when refused).
+     */
+    var `fields`: List<CredentialField>
+    , 
+    var `expiresAt`: kotlin.ULong
+    , 
+    var `presentedAt`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeIdentityCheck: FfiConverterRustBuffer<IdentityCheck> {
+    override fun read(buf: ByteBuffer): IdentityCheck {
+        return IdentityCheck(
+            FfiConverterBoolean.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterSequenceTypeCredentialField.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: IdentityCheck) = (
+            FfiConverterBoolean.allocationSize(value.`accepted`) +
+            FfiConverterString.allocationSize(value.`refusalCode`) +
+            FfiConverterString.allocationSize(value.`messageVi`) +
+            FfiConverterString.allocationSize(value.`messageEn`) +
+            FfiConverterSequenceTypeCredentialField.allocationSize(value.`fields`) +
+            FfiConverterULong.allocationSize(value.`expiresAt`) +
+            FfiConverterULong.allocationSize(value.`presentedAt`)
+    )
+
+    override fun write(value: IdentityCheck, buf: ByteBuffer) {
+            FfiConverterBoolean.write(value.`accepted`, buf)
+            FfiConverterString.write(value.`refusalCode`, buf)
+            FfiConverterString.write(value.`messageVi`, buf)
+            FfiConverterString.write(value.`messageEn`, buf)
+            FfiConverterSequenceTypeCredentialField.write(value.`fields`, buf)
+            FfiConverterULong.write(value.`expiresAt`, buf)
+            FfiConverterULong.write(value.`presentedAt`, buf)
+    }
+}
+
+
+
+/**
+ * The credential on this phone, for the resident's own screen.
+ */
+data class IdentityCredentialInfo (
+    var `fields`: List<CredentialField>
+    , 
+    var `issuedAt`: kotlin.ULong
+    , 
+    var `expiresAt`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeIdentityCredentialInfo: FfiConverterRustBuffer<IdentityCredentialInfo> {
+    override fun read(buf: ByteBuffer): IdentityCredentialInfo {
+        return IdentityCredentialInfo(
+            FfiConverterSequenceTypeCredentialField.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: IdentityCredentialInfo) = (
+            FfiConverterSequenceTypeCredentialField.allocationSize(value.`fields`) +
+            FfiConverterULong.allocationSize(value.`issuedAt`) +
+            FfiConverterULong.allocationSize(value.`expiresAt`)
+    )
+
+    override fun write(value: IdentityCredentialInfo, buf: ByteBuffer) {
+            FfiConverterSequenceTypeCredentialField.write(value.`fields`, buf)
+            FfiConverterULong.write(value.`issuedAt`, buf)
+            FfiConverterULong.write(value.`expiresAt`, buf)
+    }
+}
+
+
+
+/**
+ * The code to show at the desk now.
+ */
+data class IdentityQrCode (
+    /**
+     * The QR's text (base45).
+     */
+    var `text`: kotlin.String
+    , 
+    /**
+     * Modules per side (no quiet zone: leave 4 light modules around).
+     */
+    var `size`: kotlin.UInt
+    , 
+    /**
+     * `rows[y][x]`, true for dark.
+     */
+    var `rows`: List<List<kotlin.Boolean>>
+    , 
+    /**
+     * Unix seconds on the server's clock the code is dated.
+     */
+    var `presentedAt`: kotlin.ULong
+    , 
+    /**
+     * Draw a new code after this many seconds.
+     */
+    var `secondsRemaining`: kotlin.UInt
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeIdentityQrCode: FfiConverterRustBuffer<IdentityQrCode> {
+    override fun read(buf: ByteBuffer): IdentityQrCode {
+        return IdentityQrCode(
+            FfiConverterString.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterSequenceSequenceBoolean.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterUInt.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: IdentityQrCode) = (
+            FfiConverterString.allocationSize(value.`text`) +
+            FfiConverterUInt.allocationSize(value.`size`) +
+            FfiConverterSequenceSequenceBoolean.allocationSize(value.`rows`) +
+            FfiConverterULong.allocationSize(value.`presentedAt`) +
+            FfiConverterUInt.allocationSize(value.`secondsRemaining`)
+    )
+
+    override fun write(value: IdentityQrCode, buf: ByteBuffer) {
+            FfiConverterString.write(value.`text`, buf)
+            FfiConverterUInt.write(value.`size`, buf)
+            FfiConverterSequenceSequenceBoolean.write(value.`rows`, buf)
+            FfiConverterULong.write(value.`presentedAt`, buf)
+            FfiConverterUInt.write(value.`secondsRemaining`, buf)
     }
 }
 
@@ -10078,6 +11022,46 @@ public object FfiConverterTypeCongdanError : FfiConverterRustBuffer<CongdanExcep
 
 
 
+/**
+ * What a credential can vouch for.
+ */
+
+enum class CredentialAttribute {
+    
+    FULL_NAME,
+    NATIONAL_ID,
+    BIRTH_DATE,
+    AGE_OVER18,
+    AGE_OVER60;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeCredentialAttribute: FfiConverterRustBuffer<CredentialAttribute> {
+    override fun read(buf: ByteBuffer) = try {
+        CredentialAttribute.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: CredentialAttribute) = 4UL
+
+    override fun write(value: CredentialAttribute, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
 
 enum class DecisionStatus {
     
@@ -11338,6 +12322,38 @@ public object FfiConverterOptionalTypeDraftDetail: FfiConverterRustBuffer<DraftD
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeIdentityCredentialInfo: FfiConverterRustBuffer<IdentityCredentialInfo?> {
+    override fun read(buf: ByteBuffer): IdentityCredentialInfo? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeIdentityCredentialInfo.read(buf)
+    }
+
+    override fun allocationSize(value: IdentityCredentialInfo?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeIdentityCredentialInfo.allocationSize(value)
+        }
+    }
+
+    override fun write(value: IdentityCredentialInfo?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeIdentityCredentialInfo.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeLocalizedText: FfiConverterRustBuffer<LocalizedText?> {
     override fun read(buf: ByteBuffer): LocalizedText? {
         if (buf.get().toInt() == 0) {
@@ -11846,6 +12862,34 @@ public object FfiConverterSequenceTypeChoiceOption: FfiConverterRustBuffer<List<
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeCredentialField: FfiConverterRustBuffer<List<CredentialField>> {
+    override fun read(buf: ByteBuffer): List<CredentialField> {
+        val len = buf.getInt()
+        return List<CredentialField>(len) {
+            FfiConverterTypeCredentialField.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<CredentialField>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeCredentialField.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<CredentialField>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeCredentialField.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeDraftField: FfiConverterRustBuffer<List<DraftField>> {
     override fun read(buf: ByteBuffer): List<DraftField> {
         val len = buf.getInt()
@@ -12144,6 +13188,34 @@ public object FfiConverterSequenceTypeTimelineEntry: FfiConverterRustBuffer<List
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeTimelineEntry.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeCredentialAttribute: FfiConverterRustBuffer<List<CredentialAttribute>> {
+    override fun read(buf: ByteBuffer): List<CredentialAttribute> {
+        val len = buf.getInt()
+        return List<CredentialAttribute>(len) {
+            FfiConverterTypeCredentialAttribute.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<CredentialAttribute>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeCredentialAttribute.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<CredentialAttribute>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeCredentialAttribute.write(it, buf)
         }
     }
 }

@@ -110,4 +110,36 @@ class IdentityBindingTest {
         assertEquals("denied", e.code)
         assertEquals(SessionState.LoggedOut, core.identity().sessionState())
     }
+    @Test
+    fun `the identity credential is shown as a QR with only the chosen fields and checked offline at a desk`() = runBlocking {
+        val core = openCore()
+        login(core, "ba")
+        val held = core.credential().refresh()
+        assertEquals(
+            listOf(CredentialAttribute.FULL_NAME, CredentialAttribute.NATIONAL_ID, CredentialAttribute.BIRTH_DATE,
+                CredentialAttribute.AGE_OVER18, CredentialAttribute.AGE_OVER60),
+            held.fields.map { it.attribute },
+        )
+        val nationalId = held.fields.first { it.attribute == CredentialAttribute.NATIONAL_ID }.value
+
+        // A desk device that never logs in keeps the city's keys.
+        val desk = openCore().identityVerifier()
+        assertEquals(1u, desk.updateKeys())
+
+        val code = core.credential().present(listOf(CredentialAttribute.FULL_NAME, CredentialAttribute.AGE_OVER60))
+        assertFalse(code.text.contains(nationalId))
+        assertTrue(code.size > 0u && code.rows.size == code.size.toInt())
+        val check = desk.verify(code.text)
+        assertTrue(check.accepted, check.messageEn)
+        assertEquals(listOf("Họ và tên", "Đủ 60 tuổi"), check.fields.map { it.labelVi })
+        assertEquals(listOf("Đặng Văn Ba", "true"), check.fields.map { it.value })
+        assertEquals(CredentialAttribute.AGE_OVER60, check.fields[1].attribute)
+
+        val refused = desk.verify(code.text.dropLast(2) + "AA")
+        assertFalse(refused.accepted)
+        assertTrue(refused.refusalCode.isNotEmpty() && refused.messageVi.isNotBlank())
+
+        core.identity().logout()
+        assertEquals(null, core.credential().held())
+    }
 }
