@@ -58,7 +58,7 @@ fn read_file(path: &PathBuf) -> Result<Vec<u8>, Error> {
 }
 
 /// Reads the QR code in a PNG image (any colour type) with rqrr.
-fn code_from_png(path: &PathBuf) -> Result<String, Error> {
+pub(crate) fn code_from_png(path: &PathBuf) -> Result<String, Error> {
     let bad = |m: String| Error::InvalidConfig(format!("{}: {m}", path.display()));
     let mut decoder = png::Decoder::new(std::io::Cursor::new(read_file(path)?));
     decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod agency;
 mod drafts;
 mod gate;
+mod id;
 mod login;
 mod sign;
 mod ticket;
@@ -87,6 +88,12 @@ enum Command {
     },
     /// A metro gate: validate ticket codes (QR text or PNG) offline, sync keys, revocations, taps.
     Gate(gate::GateArgs),
+    /// The identity credential: renew it, show it as a QR with the fields you pick (offline);
+    /// at a front desk, fetch the city's keys and verify codes offline.
+    Id {
+        #[command(subcommand)]
+        action: id::IdAction,
+    },
 }
 
 #[derive(Subcommand)]
@@ -235,6 +242,12 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Command::Agency { action } => agency::run(&core, action, en).await?,
         Command::Ticket { action } => ticket::run(&core, action, en).await?,
         Command::Sign { action } => sign::run(&core, action, en).await?,
+        Command::Id { action } => {
+            if !id::run(&core, action, en).await? {
+                // Scripts read the exit status: 2 when a code was refused.
+                std::process::exit(2);
+            }
+        }
         Command::Gate(args) => {
             if !gate::run(&core, en, args).await? {
                 // Scripts read the exit status: 2 when a code was refused (or nothing synced).

@@ -69,7 +69,7 @@ fn station_name(en: bool, id: Option<u64>) -> String {
 }
 
 /// Seconds since the epoch as `YYYY-MM-DD HH:MM` in Vietnam's time (UTC+7).
-fn local_time(secs: u64) -> String {
+pub(crate) fn local_time(secs: u64) -> String {
     let local = secs as i64 + 7 * 3600;
     let date = congdan_core::drafts::validation::CalendarDate::from_days_since_epoch(local.div_euclid(86_400));
     let minutes = local.rem_euclid(86_400) / 60;

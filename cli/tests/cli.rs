@@ -270,3 +270,45 @@ async fn temporary_residence_offline_to_done_with_the_demo_agency() {
     assert!(ok && out.starts_with(&number) && out.contains("done"), "{out}");
     server.shutdown().await;
 }
+
+/// The identity credential from the terminal: Ba renews it, shows his name and that he is over
+/// 60 as a PNG; a desk that fetched the city's keys reads the PNG offline and sees exactly that.
+/// A damaged code exits with status 2 and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_code_from_the_phone_verified_offline_at_a_desk() {
+    let (tmp, server) = embedded_server().await;
+    let url = server.url();
+    let (phone, desk) = (tmp.path().join("phone"), tmp.path().join("desk"));
+    let (ok, _, err) = congdan(&phone, &url, &["login", "--demo-user", "ba"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = congdan(&phone, &url, &["--english", "id", "refresh"]);
+    assert!(ok && out.contains("Personal ID number: 079050001950") && out.contains("Aged 60 or over: true"), "{out}{err}");
+    let (ok, out, err) = congdan(&desk, &url, &["id", "keys"]);
+    assert!(ok && out.contains(": 1"), "{out}{err}");
+    server.shutdown().await;
+
+    // Offline: show, write a PNG, verify it at the desk.
+    let png = tmp.path().join("id.png");
+    let (ok, out, err) = congdan(&phone, &url, &["id", "present", "full_name,age_over_60", "--png", png.to_str().unwrap()]);
+    assert!(ok && out.contains("Mã đổi sau"), "{out}{err}");
+    let (ok, out, err) = congdan(&desk, &url, &["--english", "id", "verify", "--png", png.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("VALID") && out.contains("Full name: Đặng Văn Ba") && out.contains("Aged 60 or over: true"), "{out}");
+    assert!(!out.contains("079050001950") && !out.contains("1950-05-19"), "only the chosen fields: {out}");
+
+    let (ok, text, _) = congdan(&phone, &url, &["id", "present", "birth_date", "--text"]);
+    assert!(ok);
+    let text = text.trim();
+    let tail = if text.ends_with("AA") { "BB" } else { "AA" };
+    let damaged = format!("{}{tail}", &text[..text.len() - 2]);
+    let out = Command::new(env!("CARGO_BIN_EXE_congdan"))
+        .args(["--server", &url, "--data-dir"])
+        .arg(&desk)
+        .args(["--english", "id", "verify", &damaged])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("REFUSED"));
+    let (ok, _, err) = congdan(&phone, &url, &["id", "present", "eye_colour"]);
+    assert!(!ok && err.contains("eye_colour"), "{err}");
+}
