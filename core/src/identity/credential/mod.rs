@@ -503,4 +503,6 @@ pub fn from_qr_text(text: &str) -> Result<Vec<u8>, CredentialRefusal> {
 }
 
 #[cfg(test)]
+mod format_doc_tests;
+#[cfg(test)]
 mod tests;
