@@ -186,6 +186,8 @@ fn main() {
         matrix.to_png(4).unwrap();
     }));
 
+    identity_rows(&mut rows, n, now);
+
     println!("\nGate benchmark, one thread ({} codes, {} rounds); CPU time of the thread, wall time after\n", riders_n, rounds);
     println!(
         "{:<72} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10}",
@@ -221,6 +223,40 @@ fn main() {
         texts[0].len(),
         jwt_size
     );
+}
+
+/// The other offline check: an identity code at a front desk (docs/identity-credential.md).
+fn identity_rows(rows: &mut Vec<Row>, n: usize, now: u64) {
+    use congdan_core::identity::credential::{self as id, Attribute, Disclosure, Freshness};
+    let city = Ed25519Signer::from_seed(&[43; 32], b"c".to_vec()).unwrap();
+    let city_keys = vec![(b"c".to_vec(), city.public_key())];
+    let phone = P256Signer::from_pkcs8(&P256Signer::generate_pkcs8().unwrap(), Some(id::PRESENTATION_KEY_ID.to_vec())).unwrap();
+    let mut held: Vec<Disclosure> = [
+        (Attribute::FullName, "Nguyễn Thị Lan"),
+        (Attribute::NationalId, "079165012345"),
+        (Attribute::BirthDate, "1965-03-02"),
+        (Attribute::AgeOver18, "true"),
+        (Attribute::AgeOver60, "true"),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (attribute, value))| Disclosure { attribute, salt: [i as u8; 16], value: value.into() })
+    .collect();
+    let device_key = compress_device_key(&phone.public_key().bytes).unwrap();
+    let credential = id::issue([7; 16], &device_key, now - 86_400, now + 29 * 86_400, &mut held, &city).unwrap();
+    let shown = [Attribute::FullName, Attribute::AgeOver60];
+    let text = id::to_qr_text(&id::present(&credential, &held, &shown, now, &phone).unwrap());
+    rows.push(measure("identity code: desk verify from QR text (2 of 5 attributes)", n, |_| {
+        let payload = id::from_qr_text(&text).unwrap();
+        id::verify_presentation(&payload, &city_keys, now + 5, Freshness::default()).unwrap();
+    }));
+    rows.push(measure("identity code: phone presents (P-256 sign, software key)", 200.min(n), |_| {
+        id::to_qr_text(&id::present(&credential, &held, &shown, now, &phone).unwrap());
+    }));
+    rows.push(measure("identity code: QR matrix (version <= 17, level M)", 200.min(n), |_| {
+        id::qr_symbol(&text).unwrap();
+    }));
+    println!("identity code (name + over 60): {} base45 characters, QR version {}", text.len(), id::qr_symbol(&text).unwrap().version);
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
