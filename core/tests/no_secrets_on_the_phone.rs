@@ -121,6 +121,17 @@ async fn a_whole_session_leaves_no_secret_in_the_phone_or_server_log_or_errors()
     core.identity().account().await.unwrap();
     core.sync(&phone::quiet).await.unwrap();
 
+    // The identity credential: renewed, shown, checked at a desk, a changed code refused.
+    use congdan_core::identity::credential::Attribute;
+    core.credential().refresh().await.unwrap();
+    let shown = core.credential().present(&[Attribute::FullName, Attribute::NationalId]).unwrap().text;
+    let desk = phone(&tmp.path().join("desk"), &proxy.url());
+    desk.credential_verifier().update_keys().await.unwrap();
+    assert!(desk.credential_verifier().verify(&shown).unwrap().is_ok());
+    let changed = format!("{}{}", &shown[..shown.len() - 2], if shown.ends_with("AA") { "BB" } else { "AA" });
+    assert!(desk.credential_verifier().verify(&changed).unwrap().is_err());
+    keep(core.credential().present(&[Attribute::AgeOver60]).unwrap_err());
+
     // Failures a person could see: a wrong password at the provider, a callback that is not
     // ours, a declined login, a code used twice.
     let request = core.identity().login_start(REDIRECT).unwrap();
@@ -153,7 +164,8 @@ async fn a_whole_session_leaves_no_secret_in_the_phone_or_server_log_or_errors()
         assert!(!text.contains(secret.as_str()), "the {what} appears in the log");
         assert!(!errors.contains(secret.as_str()), "the {what} appears in an error: {errors}");
     }
-    for number in ["079165012345", "165012345"] {
+    assert!(!text.contains(&shown[..40]) && !errors.contains(&shown[..40]), "an identity code appears in the log or an error");
+    for number in ["079165012345", "165012345", "Nguyễn Thị Lan"] {
         assert!(!text.contains(number), "the national ID number appears in the log");
         assert!(!errors.contains(number), "the national ID number appears in an error");
     }
