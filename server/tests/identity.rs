@@ -572,3 +572,56 @@ on_both_backends!(a_provider_elsewhere_is_configured_by_its_url_alone, |b: Backe
     provider_task.abort();
     s.shutdown().await;
 });
+
+on_both_backends!(an_identity_credential_is_bound_to_the_callers_device_and_verifies_with_the_published_keys, |b: Backend| async move {
+    use congdan_core::crypto::jws::b64url_decode;
+    use congdan_core::crypto::{Algorithm, PublicKey};
+    use congdan_core::identity::credential::wire::{CredentialKeys, IssuedCredential};
+    use congdan_core::identity::credential::{attribute_digest, verify_credential, Attribute};
+    let s = common::start(&b.url).await;
+    let mut ba = id::login(&s.url(), "ba").await;
+    let r = ba.request("POST", "/v1/me/credential", None).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store", "personal data");
+    let issued: IssuedCredential = r.json().await.unwrap();
+
+    // The published keys (no token needed) verify it; the key id is derived, not trusted.
+    let keys: CredentialKeys = id::http().get(format!("{}/v1/identity/credential-keys", s.url())).send().await.unwrap().json().await.unwrap();
+    assert_eq!(keys.keys.len(), 1);
+    let public = PublicKey { algorithm: Algorithm::Ed25519, bytes: b64url_decode(&keys.keys[0].public_key).unwrap() };
+    let trusted = vec![(public.default_key_id(), public)];
+    let credential = verify_credential(&b64url_decode(&issued.credential).unwrap(), &trusted).unwrap();
+    let device = congdan_core::tickets::wire::compress_device_key(&ba.device.signer.public_key().bytes).unwrap();
+    assert_eq!(credential.device_key, device, "bound to the key of the session that asked");
+    assert_eq!(credential.expires_at - credential.issued_at, 30 * 86_400);
+    assert_eq!(issued.expires_at, credential.expires_at);
+    // Every value with its salt hashes to the digest the city signed.
+    let mut shown = Vec::new();
+    for d in &issued.disclosures {
+        let attribute = Attribute::from_name(&d.attribute).unwrap();
+        let salt: [u8; 16] = b64url_decode(&d.salt).unwrap().try_into().unwrap();
+        assert_eq!(credential.digests[&attribute], attribute_digest(attribute, &salt, &d.value));
+        shown.push((d.attribute.as_str(), d.value.as_str()));
+    }
+    assert_eq!(
+        shown,
+        vec![
+            ("full_name", "Đặng Văn Ba"),
+            ("national_id", "079050001950"),
+            ("birth_date", "1950-05-19"),
+            ("age_over_18", "true"),
+            ("age_over_60", "true")
+        ]
+    );
+    // Lan has no verified birth date: no age claims at all.
+    let mut lan = id::login(&s.url(), "lan").await;
+    let lan_issued: IssuedCredential = lan.request("POST", "/v1/me/credential", None).await.json().await.unwrap();
+    let names: Vec<&str> = lan_issued.disclosures.iter().map(|d| d.attribute.as_str()).collect();
+    assert_eq!(names, vec!["full_name", "national_id"]);
+    // A second credential: new id, new salts.
+    let again: IssuedCredential = ba.request("POST", "/v1/me/credential", None).await.json().await.unwrap();
+    let second = verify_credential(&b64url_decode(&again.credential).unwrap(), &trusted).unwrap();
+    assert_ne!(second.credential_id, credential.credential_id);
+    assert_ne!(again.disclosures[0].salt, issued.disclosures[0].salt);
+    s.shutdown().await;
+});
