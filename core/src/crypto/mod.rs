@@ -7,6 +7,8 @@
 //! and verifies the signature over the exact bytes received before it reads a single field.
 
 pub mod aead;
+#[cfg(test)]
+pub(crate) mod doc_vectors;
 mod encoding;
 pub mod jws;
 mod keys;

@@ -2,21 +2,11 @@
 //! the code: the ticket statements are rebuilt (Ed25519 is deterministic) and compared byte for
 //! byte, the code (its P-256 proof is randomised) is verified as published.
 
-use crate::crypto::{from_hex, hex, Ed25519Signer, P256Signer, Signer};
+use crate::crypto::doc_vectors::DocVectors;
+use crate::crypto::{hex, Ed25519Signer, P256Signer, Signer};
 use crate::tickets::{base45, wire::*};
 
-const DOC: &str = include_str!("../../../docs/ticket-format.md");
-
-/// The value after `label` on a line of the form "label  hex" in the document.
-fn doc_value(label: &str) -> String {
-    DOC.lines()
-        .find_map(|l| l.strip_prefix(label).filter(|rest| rest.starts_with(' ')).map(|v| v.trim().to_string()))
-        .unwrap_or_else(|| panic!("docs/ticket-format.md has no line starting with {label:?}"))
-}
-
-fn doc_hex(label: &str) -> Vec<u8> {
-    from_hex(&doc_value(label)).unwrap_or_else(|| panic!("{label} is not hex"))
-}
+const DOC: DocVectors = DocVectors::new("docs/ticket-format.md", include_str!("../../../docs/ticket-format.md"));
 
 fn operator() -> Ed25519Signer {
     let seed: [u8; 32] = std::array::from_fn(|i| i as u8);
@@ -24,7 +14,7 @@ fn operator() -> Ed25519Signer {
 }
 
 fn device() -> P256Signer {
-    P256Signer::from_pkcs8(&doc_hex("device-pkcs8"), None).unwrap()
+    P256Signer::from_pkcs8(&DOC.hex("device-pkcs8"), None).unwrap()
 }
 
 /// The two example tickets of the document.
@@ -57,25 +47,25 @@ const SLOT_START: u64 = 1_795_503_620;
 
 #[test]
 fn published_keys_match() {
-    assert_eq!(hex(&operator().public_key().bytes), doc_value("operator-public"));
+    assert_eq!(hex(&operator().public_key().bytes), DOC.value("operator-public"));
     let dev = device();
-    assert_eq!(hex(&dev.public_key().bytes), doc_value("device-public"));
-    assert_eq!(hex(&compress_device_key(&dev.public_key().bytes).unwrap()), doc_value("device-compressed"));
+    assert_eq!(hex(&dev.public_key().bytes), DOC.value("device-public"));
+    assert_eq!(hex(&compress_device_key(&dev.public_key().bytes).unwrap()), DOC.value("device-compressed"));
 }
 
 #[test]
 fn published_tickets_are_rebuilt_byte_for_byte() {
     let op = operator();
     let keys = vec![(b"1".to_vec(), op.public_key())];
-    let [single, monthly] = examples(doc_hex("device-compressed"));
+    let [single, monthly] = examples(DOC.hex("device-compressed"));
     for (ticket, label, id_label) in
         [(single, "single-ticket", "single-ticket-id"), (monthly, "monthly-ticket", "monthly-ticket-id")]
     {
         let bytes = ticket.sign(&op).unwrap();
-        assert_eq!(hex(&bytes), doc_value(label), "{label}");
+        assert_eq!(hex(&bytes), DOC.value(label), "{label}");
         let verified = verify_ticket(&bytes, &keys).unwrap();
         assert_eq!(verified.ticket, ticket);
-        assert_eq!(hex(&verified.id), doc_value(id_label));
+        assert_eq!(hex(&verified.id), DOC.value(id_label));
     }
 }
 
@@ -83,15 +73,15 @@ fn published_tickets_are_rebuilt_byte_for_byte() {
 fn published_code_verifies_and_its_text_matches() {
     let op = operator();
     let keys = vec![(b"1".to_vec(), op.public_key())];
-    let code = doc_hex("single-code");
+    let code = DOC.hex("single-code");
     let verified = verify_code(&code, &keys).unwrap();
     assert_eq!(verified.slot_start, SLOT_START);
-    assert_eq!(hex(&verified.ticket.bytes), doc_value("single-ticket"));
-    assert_eq!(base45::encode(&code), doc_value("single-code-text"));
+    assert_eq!(hex(&verified.ticket.bytes), DOC.value("single-ticket"));
+    assert_eq!(base45::encode(&code), DOC.value("single-code-text"));
     let parsed = parse_code(&code).unwrap();
     let proof = proof_statement(&parsed.ticket_id(), parsed.slot_start, &parsed.proof_signature);
-    assert_eq!(hex(&proof), doc_value("single-proof"));
-    assert_eq!(hex(&proof[..proof.len() - 64]), doc_value("single-proof-signed"));
+    assert_eq!(hex(&proof), DOC.value("single-proof"));
+    assert_eq!(hex(&proof[..proof.len() - 64]), DOC.value("single-proof-signed"));
 }
 
 /// Prints fresh vectors for the document: `cargo test -p congdan-core --lib print_vectors -- --ignored --nocapture`.

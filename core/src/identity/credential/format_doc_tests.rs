@@ -3,19 +3,10 @@
 //! byte; the presentation (its P-256 signature is randomised) is verified as published.
 
 use super::*;
-use crate::crypto::{from_hex, hex, Ed25519Signer, P256Signer};
+use crate::crypto::doc_vectors::DocVectors;
+use crate::crypto::{hex, Ed25519Signer, P256Signer};
 
-const DOC: &str = include_str!("../../../../docs/identity-credential.md");
-
-fn doc_value(label: &str) -> String {
-    DOC.lines()
-        .find_map(|l| l.strip_prefix(label).filter(|rest| rest.starts_with(' ')).map(|v| v.trim().to_string()))
-        .unwrap_or_else(|| panic!("docs/identity-credential.md has no line starting with {label:?}"))
-}
-
-fn doc_hex(label: &str) -> Vec<u8> {
-    from_hex(&doc_value(label)).unwrap_or_else(|| panic!("{label} is not hex"))
-}
+const DOC: DocVectors = DocVectors::new("docs/identity-credential.md", include_str!("../../../../docs/identity-credential.md"));
 
 /// The example city key: the published test seed `00 01 … 1f`, its default key id.
 fn city() -> Ed25519Signer {
@@ -26,9 +17,8 @@ fn city() -> Ed25519Signer {
 
 /// The published test device key of docs/ticket-format.md.
 fn device() -> P256Signer {
-    const TICKET_DOC: &str = include_str!("../../../../docs/ticket-format.md");
-    let pkcs8 = TICKET_DOC.lines().find_map(|l| l.strip_prefix("device-pkcs8 ")).unwrap();
-    P256Signer::from_pkcs8(&from_hex(pkcs8.trim()).unwrap(), Some(PRESENTATION_KEY_ID.to_vec())).unwrap()
+    const TICKET_DOC: DocVectors = DocVectors::new("docs/ticket-format.md", include_str!("../../../../docs/ticket-format.md"));
+    P256Signer::from_pkcs8(&TICKET_DOC.hex("device-pkcs8"), Some(PRESENTATION_KEY_ID.to_vec())).unwrap()
 }
 
 const ISSUED_AT: u64 = 1_795_503_600;
@@ -58,29 +48,29 @@ fn keys() -> Vec<(Vec<u8>, PublicKey)> {
 
 #[test]
 fn published_keys_and_digests_match() {
-    assert_eq!(hex(&city().public_key().bytes), doc_value("city-public"));
-    assert_eq!(hex(&city().public_key().default_key_id()), doc_value("city-key-id"));
+    assert_eq!(hex(&city().public_key().bytes), DOC.value("city-public"));
+    assert_eq!(hex(&city().public_key().default_key_id()), DOC.value("city-key-id"));
     let full_name = &example_disclosures()[0];
-    assert_eq!(hex(&full_name.digest()), doc_value("full-name-digest"));
+    assert_eq!(hex(&full_name.digest()), DOC.value("full-name-digest"));
 }
 
 #[test]
 fn published_credential_is_rebuilt_byte_for_byte() {
-    assert_eq!(hex(&example_credential()), doc_value("credential"));
-    let c = verify_credential(&doc_hex("credential"), &keys()).unwrap();
+    assert_eq!(hex(&example_credential()), DOC.value("credential"));
+    let c = verify_credential(&DOC.hex("credential"), &keys()).unwrap();
     assert_eq!(c.digests.len(), 5);
     assert_eq!(c.expires_at, ISSUED_AT + 30 * 86_400);
 }
 
 #[test]
 fn published_presentation_verifies_and_shows_two_attributes() {
-    let payload = doc_hex("presentation");
+    let payload = DOC.hex("presentation");
     let v = verify_presentation(&payload, &keys(), PRESENTED_AT + 10, Freshness::default()).unwrap();
     let shown: Vec<(Attribute, &str)> = v.shown.iter().map(|s| (s.attribute, s.value.as_str())).collect();
     assert_eq!(shown, vec![(Attribute::FullName, "Nguyễn Thị Lan"), (Attribute::AgeOver60, "true")]);
     assert_eq!(v.presented_at, PRESENTED_AT);
-    assert_eq!(to_qr_text(&payload), doc_value("presentation-text"));
-    assert_eq!(qr_symbol(&doc_value("presentation-text")).unwrap().version.to_string(), doc_value("presentation-qr-version"));
+    assert_eq!(to_qr_text(&payload), DOC.value("presentation-text"));
+    assert_eq!(qr_symbol(&DOC.value("presentation-text")).unwrap().version.to_string(), DOC.value("presentation-qr-version"));
 }
 
 /// Prints the vectors for the document: `cargo test -p congdan-core --lib print_credential_vectors -- --ignored --nocapture`.
