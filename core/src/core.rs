@@ -115,6 +115,13 @@ impl Core {
         let report =
             sync::pull_all(&self.inner.store, &self.inner.client, &self.inner.platform, &self.session(), progress).await;
         self.restore_clock(crate::drafts::backup::newest_merged_stamp); // other devices' drafts
+        if matches!(&report, Ok(r) if r.state == crate::sync::SyncState::UpToDate) {
+            // Online and logged in: a credential close to its end is renewed now, so it keeps
+            // working through the weeks offline that follow. A failure waits for the next sync.
+            if let Err(e) = self.credential().renew_if_due().await {
+                tracing::warn!("identity credential not renewed: {e}");
+            }
+        }
         report
     }
 

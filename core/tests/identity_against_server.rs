@@ -446,3 +446,30 @@ async fn an_identity_code_shows_only_what_the_resident_picks_and_verifies_offlin
     assert_eq!(core.credential().held().unwrap(), None);
     assert!(matches!(core.credential().present(&[Attribute::FullName]), Err(Error::NotFound { .. })));
 }
+
+/// A credential in its last week is renewed by the next sync, without the resident asking; one
+/// with weeks left is not (a sync does not ask the server for a new one every time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_renews_a_credential_in_its_last_week() {
+    let tmp = tempfile::tempdir().unwrap();
+    let short = server(&tmp.path().join("server"), |c| c.identity.credential_lifetime_secs = 3 * 86_400).await;
+    let core = phone(&tmp.path().join("phone"), &short.url());
+    login(&core, "lan").await.unwrap();
+    let first = core.credential().refresh().await.unwrap();
+    assert_eq!(first.expires_at - first.issued_at, 3 * 86_400);
+    tokio::time::sleep(Duration::from_millis(1_100)).await; // a new issuing second
+    assert_eq!(core.sync(&quiet).await.unwrap().state, SyncState::UpToDate);
+    let renewed = core.credential().held().unwrap().unwrap();
+    assert!(renewed.issued_at > first.issued_at, "renewed by the sync");
+    short.shutdown().await;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let normal = server(&tmp.path().join("server"), |_| {}).await;
+    let core = phone(&tmp.path().join("phone"), &normal.url());
+    login(&core, "lan").await.unwrap();
+    let first = core.credential().refresh().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    core.sync(&quiet).await.unwrap();
+    assert_eq!(core.credential().held().unwrap().unwrap().issued_at, first.issued_at, "weeks left: kept");
+    normal.shutdown().await;
+}

@@ -136,6 +136,8 @@ pub struct IdentityConfig {
     pub refresh_token_ttl_secs: u64,
     /// How often the access token signing key rotates.
     pub key_rotation_secs: u64,
+    /// Identity credential lifetime (docs/identity-credential.md), 1 hour to 90 days.
+    pub credential_lifetime_secs: u64,
     pub role_grants: Vec<RoleGrant>,
     /// Redirect URIs allowed for the app besides `vn.congdan.app:/oauth2redirect` and loopback.
     pub app_redirect_uris: Vec<String>,
@@ -165,6 +167,7 @@ impl IdentityConfig {
             refresh_grace_secs: 120,
             refresh_token_ttl_secs: 30 * 86_400,
             key_rotation_secs: 7 * 86_400,
+            credential_lifetime_secs: 30 * 86_400,
             role_grants: Vec::new(),
             app_redirect_uris: Vec::new(),
             auth_rate_limit: RateLimit { burst: 20, refill_secs: 2.0 },
@@ -179,6 +182,9 @@ impl IdentityConfig {
         }
         if self.refresh_token_ttl_secs == 0 || self.key_rotation_secs < 60 {
             return Err("refresh token lifetime must be positive and key rotation at least 60 s".into());
+        }
+        if !(3_600..=90 * 86_400).contains(&self.credential_lifetime_secs) {
+            return Err("identity credential lifetime must be 1 hour to 90 days".into());
         }
         if self.auth_rate_limit.burst == 0 || self.auth_rate_limit.refill_secs.is_nan() || self.auth_rate_limit.refill_secs <= 0.0 {
             return Err("auth rate limit needs a burst of at least 1 and a positive refill time".into());

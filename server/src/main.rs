@@ -49,6 +49,9 @@ struct ServeArgs {
     /// Access token lifetime in seconds (at most 600).
     #[arg(long, env = "CONGDAN_ACCESS_TOKEN_TTL", default_value_t = 600)]
     access_token_ttl: u64,
+    /// Identity credential lifetime in seconds (1 hour to 90 days; phones renew in the last week).
+    #[arg(long, env = "CONGDAN_CREDENTIAL_LIFETIME", default_value_t = 30 * 86_400)]
+    credential_lifetime: u64,
     /// Seconds after a refresh token's use during which a retry with it still succeeds.
     #[arg(long, env = "CONGDAN_REFRESH_GRACE", default_value_t = 120)]
     refresh_grace: u64,
@@ -197,6 +200,7 @@ fn identity_config(args: &ServeArgs, embedded: bool) -> Result<IdentityConfig, S
     identity.national_id_claim = args.oidc_national_id_claim.clone();
     identity.access_token_ttl_secs = args.access_token_ttl;
     identity.refresh_grace_secs = args.refresh_grace;
+    identity.credential_lifetime_secs = args.credential_lifetime;
     identity.refresh_token_ttl_secs = args.refresh_token_ttl;
     identity.key_rotation_secs = args.key_rotation;
     identity.role_grants =

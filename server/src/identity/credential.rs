@@ -28,9 +28,6 @@ use crate::db::{now_millis, Db, DbError, DbResult};
 use crate::error::ApiError;
 
 pub const CREDENTIAL_PURPOSE: &str = "identity_credential";
-/// A credential lives 30 days: long enough for weeks offline, short enough that a corrected
-/// name or a lost phone stops showing within a month. The app renews it whenever online.
-pub const CREDENTIAL_LIFETIME_SECS: u64 = 30 * 86_400;
 
 fn corrupt(e: impl std::fmt::Display) -> DbError {
     DbError::Corrupt(format!("credential key: {e}"))
@@ -110,7 +107,9 @@ pub async fn issue(State(state): State<AppState>, caller: Authenticated) -> Resu
     }
     let credential_id: [u8; CREDENTIAL_ID_LEN] = random(CREDENTIAL_ID_LEN)?.try_into().map_err(|_| ApiError::internal("id"))?;
     let issued_at = (now_millis() / 1000).max(0) as u64;
-    let expires_at = issued_at + CREDENTIAL_LIFETIME_SECS;
+    // 30 days by default: long enough for weeks offline, short enough that a corrected name or a
+    // lost phone stops showing within a month. Phones renew at a sync in the last week.
+    let expires_at = issued_at + state.identity.config.credential_lifetime_secs;
     let signer = city_signer(&state.db).await?;
     let statement = credential::issue(credential_id, &device_key, issued_at, expires_at, &mut disclosures, signer.as_ref())
         .map_err(ApiError::internal)?;

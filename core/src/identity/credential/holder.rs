@@ -16,6 +16,8 @@ use crate::tickets::phone::{this_device_key, KeystoreSigner};
 /// The phone draws a new code this often: a screenshot is stale soon after (verifiers accept
 /// two minutes by default).
 pub const REDRAW_SECONDS: u64 = 30;
+/// A held credential is renewed at the first sync when fewer days than this are left.
+pub const RENEW_DAYS_BEFORE_EXPIRY: u64 = 7;
 const SEALED_AAD: &[u8] = b"congdan identity credential v1";
 
 /// The credential this phone holds, as the resident sees it.
@@ -132,8 +134,24 @@ impl CredentialService {
             .map_err(Error::db("saving the identity credential"))?;
             Ok(())
         })?;
+        // The server's clock as just learned, kept for codes drawn offline after a restart.
+        if let Some(offset) = session.client.learned_clock_offset_ms() {
+            crate::tickets::store::set_clock_offset_ms(self.core.store(), offset)?;
+        }
         tracing::info!(attributes = disclosures.len(), "identity credential renewed");
         Ok(held(&disclosures, credential.issued_at, credential.expires_at))
+    }
+
+    /// Renews a held credential that expires within [`RENEW_DAYS_BEFORE_EXPIRY`] days (the sync
+    /// calls this). A phone that never fetched one is left alone. True when renewed.
+    pub async fn renew_if_due(&self) -> Result<bool> {
+        let Some((_, _, _, expires_at)) = self.open()? else { return Ok(false) };
+        let now = (now_millis().max(0) / 1000) as u64;
+        if expires_at > now + RENEW_DAYS_BEFORE_EXPIRY * 86_400 {
+            return Ok(false);
+        }
+        self.refresh().await?;
+        Ok(true)
     }
 
     /// The credential kept on this phone (offline), if any.
