@@ -121,6 +121,10 @@ impl Core {
             if let Err(e) = self.credential().renew_if_due().await {
                 tracing::warn!("identity credential not renewed: {e}");
             }
+            // A front desk (or a phone that showed its credential) learns rotated city keys.
+            if let Err(e) = self.credential().update_keys_if_stale().await {
+                tracing::warn!("city credential keys not updated: {e}");
+            }
         }
         report
     }

@@ -473,3 +473,50 @@ async fn a_sync_renews_a_credential_in_its_last_week() {
     assert_eq!(core.credential().held().unwrap().unwrap().issued_at, first.issued_at, "weeks left: kept");
     normal.shutdown().await;
 }
+
+/// The operator rotates the city key (a new generation in `signing_keys`). Codes signed with it
+/// are `unknown_key` at a desk that has not heard of it; the desk's next sync after its kept keys
+/// are a day old fetches them again, and the code is accepted. A fresher desk does not ask.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desk_learns_a_rotated_city_key_at_its_next_sync_of_the_day() {
+    use congdan_core::crypto::Ed25519Signer;
+    use congdan_core::identity::credential::{Attribute, CredentialRefusal};
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server(&tmp.path().join("server"), |_| {}).await;
+    let core = phone(&tmp.path().join("phone"), &s.url());
+    login(&core, "lan").await.unwrap();
+    let desk_dir = tmp.path().join("desk");
+    let desk = phone(&desk_dir, &s.url());
+    assert_eq!(desk.credential_verifier().update_keys().await.unwrap(), 1);
+
+    let pkcs8 = Ed25519Signer::generate_pkcs8().unwrap();
+    let public = Ed25519Signer::from_pkcs8(&pkcs8, vec![0]).unwrap().public_key().bytes;
+    match &s.state.db {
+        Db::Sqlite(pool) => pool
+            .write("test", move |tx| {
+                tx.execute(
+                    "INSERT INTO signing_keys(purpose, generation, secret, public_key, created_at) \
+                     VALUES ('identity_credential', 1, ?1, ?2, 0)",
+                    rusqlite::params![pkcs8, public],
+                )
+                .map_err(|e| congdan_server::db::DbError::Query { context: "test", message: e.to_string() })
+            })
+            .await
+            .unwrap(),
+        Db::Postgres(_) => unreachable!(),
+    };
+    core.credential().refresh().await.unwrap();
+    let code = core.credential().present(&[Attribute::FullName]).unwrap();
+    assert_eq!(desk.credential_verifier().verify(&code.text).unwrap(), Err(CredentialRefusal::UnknownKey));
+
+    // Keys fetched a minute ago: a sync leaves them.
+    assert_eq!(desk.sync(&quiet).await.unwrap().state, SyncState::UpToDate);
+    assert_eq!(desk.credential_verifier().trusted_key_count().unwrap(), 1);
+    // A day later: the sync fetches both generations, and the code passes.
+    let db = rusqlite::Connection::open(desk_dir.join(Core::DATABASE_FILE)).unwrap();
+    db.execute("UPDATE credential_keys SET fetched_at = fetched_at - 86400001", []).unwrap();
+    desk.sync(&quiet).await.unwrap();
+    assert_eq!(desk.credential_verifier().trusted_key_count().unwrap(), 2);
+    assert!(desk.credential_verifier().verify(&code.text).unwrap().is_ok());
+    s.shutdown().await;
+}

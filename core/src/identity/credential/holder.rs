@@ -18,6 +18,9 @@ use crate::tickets::phone::{this_device_key, KeystoreSigner};
 pub const REDRAW_SECONDS: u64 = 30;
 /// A held credential is renewed at the first sync when fewer days than this are left.
 pub const RENEW_DAYS_BEFORE_EXPIRY: u64 = 7;
+/// Kept city keys are fetched again at the first sync after this long, so a desk learns a new
+/// city key (a rotation) without anyone pressing a button.
+pub const KEYS_MAX_AGE_MS: i64 = 24 * 3_600 * 1_000;
 const SEALED_AAD: &[u8] = b"congdan identity credential v1";
 
 /// The credential this phone holds, as the resident sees it.
@@ -72,6 +75,10 @@ impl CredentialService {
             // The id is derived here, never taken from the server's word.
             parsed.push((crate::crypto::hex(&public.default_key_id()), public.bytes));
         }
+        // The kept keys are replaced only by a usable list: a desk never ends up trusting nothing.
+        if parsed.is_empty() {
+            return Err(bad("the server published no city key"));
+        }
         self.core.store().write("saving the city's credential keys", |tx| {
             let ctx = "saving the city's credential keys";
             tx.execute("DELETE FROM credential_keys", []).map_err(Error::db(ctx))?;
@@ -85,6 +92,23 @@ impl CredentialService {
             Ok(())
         })?;
         Ok(parsed.len())
+    }
+
+    /// Fetches the city keys again when this device keeps some fetched more than
+    /// [`KEYS_MAX_AGE_MS`] ago (the sync calls this). A device that never fetched any (a phone
+    /// that never used the credential) is left alone. True when fetched.
+    pub async fn update_keys_if_stale(&self) -> Result<bool> {
+        let oldest: Option<i64> = self
+            .core
+            .store()
+            .read("reading the city's credential keys", |c| c.query_row("SELECT min(fetched_at) FROM credential_keys", [], |r| r.get(0)))?;
+        match oldest {
+            Some(at) if now_millis() - at > KEYS_MAX_AGE_MS => {
+                self.update_keys().await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Asks the server for a fresh credential bound to this phone's device key, checks it with
