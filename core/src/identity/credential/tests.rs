@@ -145,3 +145,40 @@ fn damaged_codes_never_panic_and_never_pass() {
     assert_eq!(from_qr_text("not base45 ~~"), Err(CredentialRefusal::Malformed));
     assert_eq!(shown(&[0xff; 2000], NOW), Err(CredentialRefusal::Malformed));
 }
+
+/// Random mutations of a valid code (several bytes changed, inserted, removed) and random
+/// payloads: never a panic, never accepted. A fixed seed plus one that changes every run, both
+/// printed; `CREDENTIAL_FUZZ_SEED=<seed>` replays one.
+#[test]
+fn mutated_and_random_codes_never_panic_and_never_pass() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    let valid = present(&credential(), &held(), &Attribute::ALL, NOW, &device()).unwrap();
+    let varying = std::env::var("CREDENTIAL_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
+    for seed in [0x1d_c0de_u64, varying] {
+        eprintln!("credential fuzz seed {seed}");
+        let mut rng = StdRng::seed_from_u64(seed);
+        for _ in 0..3_000 {
+            let mut code = valid.clone();
+            for _ in 0..rng.gen_range(1..4) {
+                let at = rng.gen_range(0..code.len());
+                match rng.gen_range(0..3) {
+                    0 => code[at] ^= rng.gen_range(1..=255u8),
+                    1 => code.insert(at, rng.gen()),
+                    _ => {
+                        code.remove(at);
+                    }
+                }
+            }
+            if code == valid {
+                continue; // an insertion undone by a removal
+            }
+            assert!(shown(&code, NOW).is_err(), "seed {seed}: a mutated code passed: {}", crate::crypto::hex(&code));
+            let random: Vec<u8> = (0..rng.gen_range(0..600)).map(|_| rng.gen()).collect();
+            assert!(shown(&random, NOW).is_err(), "seed {seed}: random bytes passed");
+        }
+    }
+}
