@@ -189,6 +189,11 @@ impl Error {
                 "This account is not allowed to do this.",
             ),
             Error::Ticket { problem } => problem.user_message(),
+            // Raised on the resident's own phone (the desk's refusals are answers, not errors).
+            Error::Credential { refusal: crate::identity::credential::CredentialRefusal::Expired } => (
+                "Thẻ định danh trên máy đã hết hạn. Hãy kết nối mạng để gia hạn.",
+                "The identity card on this phone has expired. Go online to renew it.",
+            ),
             Error::Credential { refusal } => refusal.user_message(),
             Error::Signing { problem } => problem.user_message(),
             Error::AttachmentRefused { .. } => (

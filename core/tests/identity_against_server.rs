@@ -441,6 +441,13 @@ async fn an_identity_code_shows_only_what_the_resident_picks_and_verifies_offlin
         }
     }
 
+    // Thirty-one days on, the phone itself says the card expired and how to renew it.
+    let month_later = (held.expires_at as i64 + 86_400) * 1000;
+    match core.credential().present_at(&[Attribute::FullName], month_later) {
+        Err(e @ Error::Credential { refusal: CredentialRefusal::Expired }) => assert!(e.user_message().1.contains("renew"), "{:?}", e.user_message()),
+        other => panic!("expected an expired credential, got {other:?}"),
+    }
+
     // Logging out (offline) takes the credential off the phone.
     core.identity().logout().await.unwrap();
     assert_eq!(core.credential().held().unwrap(), None);
