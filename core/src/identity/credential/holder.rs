@@ -191,7 +191,7 @@ impl CredentialService {
     /// The code showing `shown` at the phone's clock `phone_now_ms`, on the server's clock.
     pub fn present_at(&self, shown: &[Attribute], phone_now_ms: i64) -> Result<CredentialCode> {
         let (statement, disclosures, _, expires_at) = self.open()?.ok_or(Error::NotFound { what: "identity credential" })?;
-        let server_now = ((phone_now_ms + self.clock_offset_ms()?).max(0) / 1000) as u64;
+        let server_now = ((phone_now_ms + server_clock_offset_ms(&self.core)?).max(0) / 1000) as u64;
         if expires_at <= server_now {
             return Err(Error::Credential { refusal: CredentialRefusal::Expired });
         }
@@ -208,14 +208,6 @@ impl CredentialService {
             presented_at,
             seconds_remaining: (presented_at + REDRAW_SECONDS - server_now).max(1) as u32,
         })
-    }
-
-    /// Server clock minus phone clock: as learned in this run, or as last kept.
-    fn clock_offset_ms(&self) -> Result<i64> {
-        match self.core.session().client.learned_clock_offset_ms() {
-            Some(learned) => Ok(learned),
-            None => Ok(crate::tickets::store::clock_offset_ms(self.core.store())?.unwrap_or(0)),
-        }
     }
 
     /// The sealed credential of the logged-in account: statement, disclosures, issued, expires.
@@ -248,6 +240,14 @@ fn held(disclosures: &[Disclosure], issued_at: u64, expires_at: u64) -> HeldCred
         attributes: disclosures.iter().map(|d| ShownAttribute { attribute: d.attribute, value: d.value.clone() }).collect(),
         issued_at,
         expires_at,
+    }
+}
+
+/// Server clock minus this device's clock: as learned in this run, or as last kept, or 0.
+pub(crate) fn server_clock_offset_ms(core: &Core) -> Result<i64> {
+    match core.session().client.learned_clock_offset_ms() {
+        Some(learned) => Ok(learned),
+        None => Ok(crate::tickets::store::clock_offset_ms(core.store())?.unwrap_or(0)),
     }
 }
 

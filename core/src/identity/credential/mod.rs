@@ -213,7 +213,7 @@ pub struct Credential {
     pub issued_at: u64,
     pub expires_at: u64,
     pub digests: BTreeMap<Attribute, [u8; DIGEST_LEN]>,
-    /// The city key that signed it (hex of its key id).
+    /// The key id of the city key that signed it.
     pub key_id: Vec<u8>,
 }
 

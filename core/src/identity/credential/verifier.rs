@@ -1,6 +1,6 @@
 //! The officer's side: check a shown code offline against the city keys kept on the device.
 
-use super::holder::{city_keys, CredentialService};
+use super::holder::{city_keys, server_clock_offset_ms, CredentialService};
 use super::{from_qr_text, verify_presentation, CredentialRefusal, Freshness, VerifiedPresentation};
 use crate::core::Core;
 use crate::error::Result;
@@ -33,11 +33,7 @@ impl CredentialVerifier {
     /// Checks `qr_text` now. The outer error is this device's (storage); the inner one is the
     /// code's refusal, for the officer's screen.
     pub fn verify(&self, qr_text: &str) -> Result<std::result::Result<VerifiedPresentation, CredentialRefusal>> {
-        let offset = self.core.session().client.learned_clock_offset_ms();
-        let offset = match offset {
-            Some(o) => o,
-            None => crate::tickets::store::clock_offset_ms(self.core.store())?.unwrap_or(0),
-        };
+        let offset = server_clock_offset_ms(&self.core)?;
         self.verify_at(qr_text, ((now_millis() + offset).max(0) / 1000) as u64)
     }
 
