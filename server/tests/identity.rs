@@ -525,6 +525,37 @@ async fn two_instances_share_keys_and_the_replay_store() {
     two.shutdown().await;
 }
 
+/// Two instances sharing one PostgreSQL sign identity credentials with one city key, created by
+/// whichever asked first: a desk that fetched the keys from either verifies credentials from both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_issue_credentials_under_one_city_key() {
+    use congdan_core::crypto::jws::b64url_decode;
+    use congdan_core::crypto::{Algorithm, PublicKey};
+    use congdan_core::identity::credential::verify_credential;
+    use congdan_core::identity::credential::wire::{CredentialKeys, IssuedCredential};
+    let b = common::postgres().await;
+    let one = common::start(&b.url).await;
+    let two = common::start(&b.url).await;
+    // Both instances create the key at once; one row wins and both read it back.
+    let (k1, k2) = tokio::join!(
+        id::http().get(format!("{}/v1/identity/credential-keys", one.url())).send(),
+        id::http().get(format!("{}/v1/identity/credential-keys", two.url())).send()
+    );
+    let k1: CredentialKeys = k1.unwrap().json().await.unwrap();
+    let k2: CredentialKeys = k2.unwrap().json().await.unwrap();
+    assert_eq!(k1, k2);
+    assert_eq!(k1.keys.len(), 1);
+    let public = PublicKey { algorithm: Algorithm::Ed25519, bytes: b64url_decode(&k1.keys[0].public_key).unwrap() };
+    let trusted = vec![(public.default_key_id(), public)];
+    for server in [&one, &two] {
+        let mut lan = id::login(&server.url(), "lan").await;
+        let issued: IssuedCredential = lan.request("POST", "/v1/me/credential", None).await.json().await.unwrap();
+        assert!(verify_credential(&b64url_decode(&issued.credential).unwrap(), &trusted).is_ok());
+    }
+    one.shutdown().await;
+    two.shutdown().await;
+}
+
 // A provider that is not the built-in one: the server in its production shape (no `/dev-idp`),
 // configured only by the provider's issuer URL, client id and secret, logs a resident in through
 // a provider on another address. The stand-in is the development provider mounted on its own
