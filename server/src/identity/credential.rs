@@ -7,54 +7,34 @@
 //! signs with the newest generation and every generation stays published, so an operator rotates
 //! it by adding a generation while credentials signed by the old one live out their 30 days.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use congdan_core::crypto::jws::b64url;
-use congdan_core::crypto::{hex, Ed25519Signer};
+use congdan_core::crypto::{hex, Algorithm, PublicKey};
 use congdan_core::drafts::validation::CalendarDate;
 use congdan_core::identity::credential::wire::{CredentialKeyWire, CredentialKeys, DisclosureWire, IssuedCredential};
 use congdan_core::identity::credential::{self, Attribute, Disclosure, CREDENTIAL_ID_LEN, SALT_LEN};
-use ring::rand::{SecureRandom, SystemRandom};
 
 use super::auth::Authenticated;
-use super::keys::{insert_if_absent, load_keys};
+use super::keys::{ed25519_signer, load_or_create_ed25519};
 use super::rejection::Rejection;
+use super::tokens::random_bytes;
 use crate::app::AppState;
-use crate::db::{now_millis, Db, DbError, DbResult};
+use crate::db::now_millis;
 use crate::error::ApiError;
 
 pub const CREDENTIAL_PURPOSE: &str = "identity_credential";
 
-fn corrupt(e: impl std::fmt::Display) -> DbError {
-    DbError::Corrupt(format!("credential key: {e}"))
-}
-
-/// The city's signing key (the newest generation), created by the first instance that needs it.
-pub async fn city_signer(db: &Db) -> DbResult<Arc<Ed25519Signer>> {
-    let mut stored = load_keys(db, CREDENTIAL_PURPOSE, 0).await?;
-    if stored.is_empty() {
-        let pkcs8 = Ed25519Signer::generate_pkcs8().map_err(corrupt)?;
-        let public = Ed25519Signer::from_pkcs8(&pkcs8, vec![0]).map_err(corrupt)?.public_key().bytes;
-        insert_if_absent(db, CREDENTIAL_PURPOSE, 0, pkcs8, public).await?;
-        stored = load_keys(db, CREDENTIAL_PURPOSE, 0).await?;
-    }
-    let newest = stored.pop().ok_or_else(|| corrupt("missing after creation"))?;
-    let public = Ed25519Signer::from_pkcs8(&newest.secret, vec![0]).map_err(corrupt)?.public_key();
-    Ok(Arc::new(Ed25519Signer::from_pkcs8(&newest.secret, public.default_key_id()).map_err(corrupt)?))
-}
-
-/// `GET /v1/identity/credential-keys`: public, so an officer's device can fetch them.
+/// `GET /v1/identity/credential-keys`: public, so an officer's device can fetch them. A fresh
+/// server creates its key here, so it publishes the key before issuing with it.
 pub async fn keys(State(state): State<AppState>) -> Result<Json<CredentialKeys>, ApiError> {
-    city_signer(&state.db).await?; // so that a fresh server publishes its key before issuing
-    let keys = load_keys(&state.db, CREDENTIAL_PURPOSE, 0)
+    let keys = load_or_create_ed25519(&state.db, CREDENTIAL_PURPOSE)
         .await?
         .into_iter()
         .map(|k| {
-            let public = congdan_core::crypto::PublicKey { algorithm: congdan_core::crypto::Algorithm::Ed25519, bytes: k.public_key };
+            let public = PublicKey { algorithm: Algorithm::Ed25519, bytes: k.public_key };
             CredentialKeyWire { key_id: hex(&public.default_key_id()), algorithm: "ed25519".into(), public_key: b64url(&public.bytes) }
         })
         .collect();
@@ -94,23 +74,19 @@ pub async fn issue(State(state): State<AppState>, caller: Authenticated) -> Resu
         .ok_or_else(|| Rejection::auth(super::rejection::AuthFailure::TokenRevoked, None))?;
     let device_key = congdan_core::tickets::wire::compress_device_key(&device.public_key)
         .map_err(|_| ApiError::internal("a registered device key is not a P-256 point"))?;
-    let rng = SystemRandom::new();
-    let random = |n: usize| -> Result<Vec<u8>, ApiError> {
-        let mut b = vec![0u8; n];
-        rng.fill(&mut b).map_err(|_| ApiError::internal("random generator failed"))?;
-        Ok(b)
-    };
     let mut disclosures = Vec::new();
     for (attribute, value) in attributes_of(&account.display_name, &account.national_id, &verified, CalendarDate::today_utc_plus_7()) {
-        let salt: [u8; SALT_LEN] = random(SALT_LEN)?.try_into().map_err(|_| ApiError::internal("salt"))?;
+        let salt = random_bytes::<SALT_LEN>().map_err(ApiError::internal)?;
         disclosures.push(Disclosure { attribute, salt, value });
     }
-    let credential_id: [u8; CREDENTIAL_ID_LEN] = random(CREDENTIAL_ID_LEN)?.try_into().map_err(|_| ApiError::internal("id"))?;
+    let credential_id = random_bytes::<CREDENTIAL_ID_LEN>().map_err(ApiError::internal)?;
     let issued_at = (now_millis() / 1000).max(0) as u64;
     // 30 days by default: long enough for weeks offline, short enough that a corrected name or a
     // lost phone stops showing within a month. Phones renew at a sync in the last week.
     let expires_at = issued_at + state.identity.config.credential_lifetime_secs;
-    let signer = city_signer(&state.db).await?;
+    // The newest generation signs; every generation stays published.
+    let stored = load_or_create_ed25519(&state.db, CREDENTIAL_PURPOSE).await?;
+    let signer = ed25519_signer(stored.last().ok_or_else(|| ApiError::internal("the city key is missing"))?)?;
     let statement = credential::issue(credential_id, &device_key, issued_at, expires_at, &mut disclosures, signer.as_ref())
         .map_err(ApiError::internal)?;
     tracing::info!(attributes = disclosures.len(), "identity credential issued");

@@ -1,6 +1,7 @@
 //! The server's own keys, kept in the database (`signing_keys`) so every instance signs and
-//! verifies with the same ones: the Ed25519 access token keys (one per rotation generation) and
-//! the DPoP nonce secret.
+//! verifies with the same ones: the Ed25519 access token keys (one per rotation generation), the
+//! DPoP nonce secret, and the long-lived Ed25519 keys of other purposes (`load_or_create_ed25519`:
+//! the device key attestation, the city's credential key).
 //!
 //! Rotation needs no coordination: the key of generation `g = now / rotation` is created by
 //! whichever instance first needs it, with `INSERT … ON CONFLICT DO NOTHING`, and every instance
@@ -166,6 +167,30 @@ pub async fn nonce_secret(db: &Db) -> DbResult<Vec<u8>> {
         return Err(corrupt("nonce secret of the wrong length"));
     }
     Ok(key.secret)
+}
+
+/// The Ed25519 keys of a `purpose` served by one long-lived key (the device key attestation, the
+/// city's credential key), oldest first; generation 0 is created when there is none yet, by
+/// whichever instance asks first.
+pub(crate) async fn load_or_create_ed25519(db: &Db, purpose: &'static str) -> DbResult<Vec<StoredKey>> {
+    let stored = load_keys(db, purpose, 0).await?;
+    if !stored.is_empty() {
+        return Ok(stored);
+    }
+    let pkcs8 = Ed25519Signer::generate_pkcs8().map_err(corrupt)?;
+    let public = Ed25519Signer::from_pkcs8(&pkcs8, vec![0]).map_err(corrupt)?.public_key().bytes;
+    insert_if_absent(db, purpose, 0, pkcs8, public).await?;
+    let stored = load_keys(db, purpose, 0).await?;
+    if stored.is_empty() {
+        return Err(corrupt(format!("{purpose} key missing after creation")));
+    }
+    Ok(stored)
+}
+
+/// A stored Ed25519 key as a signer, named by its default key id.
+pub(crate) fn ed25519_signer(key: &StoredKey) -> DbResult<Arc<Ed25519Signer>> {
+    let public = Ed25519Signer::from_pkcs8(&key.secret, vec![0]).map_err(corrupt)?.public_key();
+    Ok(Arc::new(Ed25519Signer::from_pkcs8(&key.secret, public.default_key_id()).map_err(corrupt)?))
 }
 
 /// Stores a key of `purpose` for `generation` unless one exists (the first instance wins).

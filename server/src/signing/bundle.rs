@@ -20,7 +20,7 @@ pub use congdan_core::signing::agency_wire::{AttestationPart, SignedPart};
 
 use crate::db::{now_millis, Db, DbError, DbResult};
 use crate::identity::device_keys::DeviceKey;
-use crate::identity::keys::{insert_if_absent, load_keys};
+use crate::identity::keys::{ed25519_signer, load_or_create_ed25519};
 
 pub const ATTESTATION_PURPOSE: &str = "key_attestation";
 
@@ -30,18 +30,8 @@ fn corrupt(e: impl std::fmt::Display) -> DbError {
 
 /// The server's attestation key, created by the first instance that needs it.
 pub async fn attestation_signer(db: &Db) -> DbResult<Arc<Ed25519Signer>> {
-    let stored = load_keys(db, ATTESTATION_PURPOSE, 0).await?;
-    let key = match stored.into_iter().next() {
-        Some(k) => k,
-        None => {
-            let pkcs8 = Ed25519Signer::generate_pkcs8().map_err(corrupt)?;
-            let public = Ed25519Signer::from_pkcs8(&pkcs8, vec![0]).map_err(corrupt)?.public_key().bytes;
-            insert_if_absent(db, ATTESTATION_PURPOSE, 0, pkcs8, public).await?;
-            load_keys(db, ATTESTATION_PURPOSE, 0).await?.into_iter().next().ok_or_else(|| corrupt("missing after creation"))?
-        }
-    };
-    let public = Ed25519Signer::from_pkcs8(&key.secret, vec![0]).map_err(corrupt)?.public_key();
-    Ok(Arc::new(Ed25519Signer::from_pkcs8(&key.secret, public.default_key_id()).map_err(corrupt)?))
+    let stored = load_or_create_ed25519(db, ATTESTATION_PURPOSE).await?;
+    ed25519_signer(stored.first().ok_or_else(|| corrupt("missing"))?)
 }
 
 /// DER `SEQUENCE { INTEGER r, INTEGER s }` of a fixed-width P-256 signature, as OpenSSL reads it.
