@@ -162,6 +162,24 @@ impl Core {
         crate::signing::SigningService::new(self.clone())
     }
 
+    /// Server clock minus this device's clock: learned from this run's responses (kept for later),
+    /// or as last kept (offline since the app started), or 0 if the server was never reached.
+    /// Ticket codes, identity codes and the desk's checks are all dated on the server's clock.
+    pub fn server_clock_offset_ms(&self) -> Result<i64> {
+        let store = self.store();
+        let stored = crate::tickets::store::clock_offset_ms(store)?;
+        match self.inner.client.learned_clock_offset_ms() {
+            Some(learned) => {
+                // Kept when it moved by more than a rounding error, so showing a code rarely writes.
+                if stored.is_none_or(|s| (s - learned).abs() > 250) {
+                    crate::tickets::store::set_clock_offset_ms(store, learned)?;
+                }
+                Ok(learned)
+            }
+            None => Ok(stored.unwrap_or(0)),
+        }
+    }
+
     /// The resident's identity credential: renew it online, show it as a QR offline.
     pub fn credential(&self) -> crate::identity::credential::holder::CredentialService {
         crate::identity::credential::holder::CredentialService { core: self.clone() }

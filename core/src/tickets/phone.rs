@@ -238,20 +238,9 @@ impl TicketsService {
         self.core.session().keystore.clone()
     }
 
-    /// Server clock minus phone clock: learned from this run's responses (kept for later), or as
-    /// last kept (offline since the app started), or 0 if the server was never reached.
+    /// Server clock minus phone clock ([`Core::server_clock_offset_ms`]).
     pub fn clock_offset_ms(&self) -> Result<i64> {
-        let stored = store::clock_offset_ms(self.core.store())?;
-        match self.core.session().client.learned_clock_offset_ms() {
-            Some(learned) => {
-                // Kept when it moved by more than a rounding error, so showing a code rarely writes.
-                if stored.is_none_or(|s| (s - learned).abs() > 250) {
-                    store::set_clock_offset_ms(self.core.store(), learned)?;
-                }
-                Ok(learned)
-            }
-            None => Ok(stored.unwrap_or(0)),
-        }
+        self.core.server_clock_offset_ms()
     }
 
     /// Now on the server's clock, in milliseconds.

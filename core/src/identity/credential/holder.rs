@@ -158,10 +158,8 @@ impl CredentialService {
             .map_err(Error::db("saving the identity credential"))?;
             Ok(())
         })?;
-        // The server's clock as just learned, kept for codes drawn offline after a restart.
-        if let Some(offset) = session.client.learned_clock_offset_ms() {
-            crate::tickets::store::set_clock_offset_ms(self.core.store(), offset)?;
-        }
+        // Keeps the server's clock as just learned, for codes drawn offline after a restart.
+        self.core.server_clock_offset_ms()?;
         tracing::info!(attributes = disclosures.len(), "identity credential renewed");
         Ok(held(&disclosures, credential.issued_at, credential.expires_at))
     }
@@ -169,9 +167,15 @@ impl CredentialService {
     /// Renews a held credential that expires within [`RENEW_DAYS_BEFORE_EXPIRY`] days (the sync
     /// calls this). A phone that never fetched one is left alone. True when renewed.
     pub async fn renew_if_due(&self) -> Result<bool> {
-        let Some((_, _, _, expires_at)) = self.open()? else { return Ok(false) };
-        let now = (now_millis().max(0) / 1000) as u64;
-        if expires_at > now + RENEW_DAYS_BEFORE_EXPIRY * 86_400 {
+        // The plain `expires_at` column: deciding needs no unsealing, at every sync.
+        let Some(account) = self.core.session().active_account()? else { return Ok(false) };
+        let expires_at: Option<i64> = self.core.store().read("reading the identity credential", |c| {
+            c.query_row("SELECT expires_at FROM identity_credential WHERE id = 1 AND account_id = ?1", [&account], |r| r.get(0))
+                .optional()
+        })?;
+        let Some(expires_at) = expires_at else { return Ok(false) };
+        let now = now_millis().max(0) / 1000;
+        if expires_at > now + (RENEW_DAYS_BEFORE_EXPIRY * 86_400) as i64 {
             return Ok(false);
         }
         self.refresh().await?;
@@ -191,7 +195,7 @@ impl CredentialService {
     /// The code showing `shown` at the phone's clock `phone_now_ms`, on the server's clock.
     pub fn present_at(&self, shown: &[Attribute], phone_now_ms: i64) -> Result<CredentialCode> {
         let (statement, disclosures, _, expires_at) = self.open()?.ok_or(Error::NotFound { what: "identity credential" })?;
-        let server_now = ((phone_now_ms + server_clock_offset_ms(&self.core)?).max(0) / 1000) as u64;
+        let server_now = ((phone_now_ms + self.core.server_clock_offset_ms()?).max(0) / 1000) as u64;
         if expires_at <= server_now {
             return Err(Error::Credential { refusal: CredentialRefusal::Expired });
         }
@@ -240,14 +244,6 @@ fn held(disclosures: &[Disclosure], issued_at: u64, expires_at: u64) -> HeldCred
         attributes: disclosures.iter().map(|d| ShownAttribute { attribute: d.attribute, value: d.value.clone() }).collect(),
         issued_at,
         expires_at,
-    }
-}
-
-/// Server clock minus this device's clock: as learned in this run, or as last kept, or 0.
-pub(crate) fn server_clock_offset_ms(core: &Core) -> Result<i64> {
-    match core.session().client.learned_clock_offset_ms() {
-        Some(learned) => Ok(learned),
-        None => Ok(crate::tickets::store::clock_offset_ms(core.store())?.unwrap_or(0)),
     }
 }
 

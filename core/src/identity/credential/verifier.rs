@@ -1,6 +1,6 @@
 //! The officer's side: check a shown code offline against the city keys kept on the device.
 
-use super::holder::{city_keys, server_clock_offset_ms, CredentialService};
+use super::holder::{city_keys, CredentialService};
 use super::{from_qr_text, verify_presentation, CredentialRefusal, Freshness, VerifiedPresentation};
 use crate::core::Core;
 use crate::error::Result;
@@ -33,7 +33,7 @@ impl CredentialVerifier {
     /// Checks `qr_text` now. The outer error is this device's (storage); the inner one is the
     /// code's refusal, for the officer's screen.
     pub fn verify(&self, qr_text: &str) -> Result<std::result::Result<VerifiedPresentation, CredentialRefusal>> {
-        let offset = server_clock_offset_ms(&self.core)?;
+        let offset = self.core.server_clock_offset_ms()?;
         self.verify_at(qr_text, ((now_millis() + offset).max(0) / 1000) as u64)
     }
 
