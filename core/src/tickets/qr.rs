@@ -13,8 +13,8 @@ pub const QUIET_ZONE: usize = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QrError {
-    #[error("text does not fit a QR version {MAX_VERSION} symbol at level M in alphanumeric mode")]
-    TooLong,
+    #[error("text does not fit a QR version {max_version} symbol at level M in alphanumeric mode")]
+    TooLong { max_version: u8 },
     #[error("text has characters outside QR's alphanumeric set")]
     NotAlphanumeric,
     #[error("PNG encoding failed: {0}")]
@@ -47,13 +47,13 @@ pub fn encode_up_to(text: &str, max_version: u8) -> Result<QrMatrix, QrError> {
         if bits.push_alphanumeric_data(text.as_bytes()).is_err() || bits.push_terminator(EcLevel::M).is_err() {
             continue; // does not fit this version: try the next
         }
-        let code = QrCode::with_bits(bits, EcLevel::M).map_err(|_| QrError::TooLong)?;
+        let code = QrCode::with_bits(bits, EcLevel::M).map_err(|_| QrError::TooLong { max_version })?;
         let size = code.width();
         let colors = code.to_colors();
         let rows = colors.chunks(size).map(|row| row.iter().map(|c| *c == Color::Dark).collect()).collect();
         return Ok(QrMatrix { version, size, rows });
     }
-    Err(QrError::TooLong)
+    Err(QrError::TooLong { max_version })
 }
 
 impl QrMatrix {

@@ -79,7 +79,7 @@ fn codes_of_every_length_read_back() {
 
 #[test]
 fn too_long_or_non_alphanumeric_text_is_refused() {
-    assert_eq!(encode(&"A".repeat(312)), Err(QrError::TooLong));
+    assert_eq!(encode(&"A".repeat(312)), Err(QrError::TooLong { max_version: MAX_VERSION }));
     assert!(encode(&"A".repeat(311)).is_ok());
     assert_eq!(encode("abc"), Err(QrError::NotAlphanumeric));
 }
