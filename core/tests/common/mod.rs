@@ -24,26 +24,27 @@ pub enum Fault {
     DropHeader(&'static str),
 }
 
+/// The raw message with each head line passed through `line` (`None` drops it); body untouched.
+fn map_head_lines(message: &[u8], line: impl Fn(&str) -> Option<String>) -> Vec<u8> {
+    let Some(end) = message.windows(4).position(|w| w == b"\r\n\r\n") else { return message.to_vec() };
+    let head = String::from_utf8_lossy(&message[..end]);
+    let mut out = head.split("\r\n").filter_map(line).collect::<Vec<_>>().join("\r\n").into_bytes();
+    out.extend_from_slice(&message[end..]);
+    out
+}
+
 /// The raw request without the header `name` (lower case).
 fn drop_header(request: &[u8], name: &str) -> Vec<u8> {
-    let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else { return request.to_vec() };
-    let head = String::from_utf8_lossy(&request[..end]);
-    let kept: Vec<&str> = head
-        .split("\r\n")
-        .filter(|line| !line.split_once(':').is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name)))
-        .collect();
-    let mut out = kept.join("\r\n").into_bytes();
-    out.extend_from_slice(&request[end..]);
-    out
+    map_head_lines(request, |line| {
+        let named = line.split_once(':').is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name));
+        (!named).then(|| line.to_string())
+    })
 }
 
 /// The raw response with its `Date` header moved by `secs` seconds.
 fn shift_date(response: &[u8], secs: i64) -> Vec<u8> {
-    let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") else { return response.to_vec() };
-    let head = String::from_utf8_lossy(&response[..end]);
-    let lines: Vec<String> = head
-        .split("\r\n")
-        .map(|line| match line.split_once(':') {
+    map_head_lines(response, |line| {
+        Some(match line.split_once(':') {
             Some((name, value)) if name.eq_ignore_ascii_case("date") => {
                 let at = httpdate::parse_http_date(value.trim()).expect("the server's Date header parses");
                 let moved = if secs >= 0 {
@@ -55,10 +56,7 @@ fn shift_date(response: &[u8], secs: i64) -> Vec<u8> {
             }
             _ => line.to_string(),
         })
-        .collect();
-    let mut out = lines.join("\r\n").into_bytes();
-    out.extend_from_slice(&response[end..]);
-    out
+    })
 }
 
 type Decide = Box<dyn FnMut(&[u8]) -> Fault + Send>;
