@@ -5,10 +5,11 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use congdan_core::identity::credential::{qr_symbol, Attribute};
+use congdan_core::identity::credential::{qr_symbol, Attribute, ShownAttribute};
 use congdan_core::{Core, Error};
 
 use crate::pick;
+use crate::ticket::local_time;
 
 #[derive(Subcommand)]
 pub enum IdAction {
@@ -51,13 +52,12 @@ fn parse_fields(names: &[String]) -> Result<Vec<Attribute>, Error> {
         .collect()
 }
 
-fn label(en: bool, a: Attribute) -> &'static str {
-    let (vi, english) = a.label();
-    pick(en, vi, english)
-}
-
-fn date(secs: u64) -> String {
-    crate::ticket::local_time(secs)
+/// One `label: value` line per attribute, in the chosen language.
+fn print_fields(en: bool, fields: &[ShownAttribute]) {
+    for a in fields {
+        let (vi, english) = a.attribute.label();
+        println!("  {}: {}", pick(en, vi, english), a.value);
+    }
 }
 
 /// Runs `action`; false when a verified code was refused.
@@ -65,18 +65,14 @@ pub async fn run(core: &Core, action: IdAction, en: bool) -> Result<bool, Error>
     match action {
         IdAction::Refresh => {
             let held = core.credential().refresh().await?;
-            println!("{} {}", pick(en, "Đã gia hạn thẻ định danh đến", "Identity credential renewed until"), date(held.expires_at));
-            for a in &held.attributes {
-                println!("  {}: {}", label(en, a.attribute), a.value);
-            }
+            println!("{} {}", pick(en, "Đã gia hạn thẻ định danh đến", "Identity credential renewed until"), local_time(held.expires_at));
+            print_fields(en, &held.attributes);
         }
         IdAction::Show => match core.credential().held()? {
             None => println!("{}", pick(en, "Chưa có thẻ định danh trên máy này: chạy `congdan id refresh` khi có mạng.", "No identity credential on this phone: run `congdan id refresh` while online.")),
             Some(held) => {
-                println!("{} {}", pick(en, "Thẻ định danh, hạn đến", "Identity credential, valid until"), date(held.expires_at));
-                for a in &held.attributes {
-                    println!("  {}: {}", label(en, a.attribute), a.value);
-                }
+                println!("{} {}", pick(en, "Thẻ định danh, hạn đến", "Identity credential, valid until"), local_time(held.expires_at));
+                print_fields(en, &held.attributes);
             }
         },
         IdAction::Present { fields, png, text } => {
@@ -115,10 +111,8 @@ pub async fn run(core: &Core, action: IdAction, en: bool) -> Result<bool, Error>
                 match verifier.verify(&text)? {
                     Ok(v) => {
                         println!("{source}: {}", pick(en, "HỢP LỆ", "VALID"));
-                        for a in &v.shown {
-                            println!("  {}: {}", label(en, a.attribute), a.value);
-                        }
-                        println!("  {} {}", pick(en, "Thẻ có hạn đến", "Credential valid until"), date(v.expires_at));
+                        print_fields(en, &v.shown);
+                        println!("  {} {}", pick(en, "Thẻ có hạn đến", "Credential valid until"), local_time(v.expires_at));
                     }
                     Err(refusal) => {
                         all_accepted = false;
