@@ -30,6 +30,28 @@ pub enum FieldValue {
 }
 
 impl FieldValue {
+    /// The value if it is an unsigned integer: `fields.get(&tag).and_then(FieldValue::as_u64)`.
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            FieldValue::U64(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            FieldValue::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            FieldValue::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+
     fn kind(&self) -> FieldKind {
         match self {
             FieldValue::U64(_) => FieldKind::U64,

@@ -221,31 +221,19 @@ fn check_key_id(key_id: &[u8], name: &'static str) -> Result<(), SigningError> {
 }
 
 fn text_of(fields: &Fields, tag: u8, name: &'static str) -> Result<String, SigningError> {
-    match fields.get(&tag) {
-        Some(FieldValue::Text(t)) => Ok(t.clone()),
-        _ => Err(SigningError::InvalidField(name)),
-    }
+    opt_text_of(fields, tag).ok_or(SigningError::InvalidField(name))
 }
 
 fn opt_text_of(fields: &Fields, tag: u8) -> Option<String> {
-    match fields.get(&tag) {
-        Some(FieldValue::Text(t)) => Some(t.clone()),
-        _ => None,
-    }
+    fields.get(&tag).and_then(FieldValue::as_text).map(str::to_string)
 }
 
 fn u64_of(fields: &Fields, tag: u8, name: &'static str) -> Result<u64, SigningError> {
-    match fields.get(&tag) {
-        Some(FieldValue::U64(v)) => Ok(*v),
-        _ => Err(SigningError::InvalidField(name)),
-    }
+    fields.get(&tag).and_then(FieldValue::as_u64).ok_or(SigningError::InvalidField(name))
 }
 
 fn bytes_of(fields: &Fields, tag: u8, name: &'static str) -> Result<Vec<u8>, SigningError> {
-    match fields.get(&tag) {
-        Some(FieldValue::Bytes(b)) => Ok(b.clone()),
-        _ => Err(SigningError::InvalidField(name)),
-    }
+    fields.get(&tag).and_then(FieldValue::as_bytes).map(<[u8]>::to_vec).ok_or(SigningError::InvalidField(name))
 }
 
 fn hash_of(fields: &Fields, tag: u8, name: &'static str) -> Result<[u8; SHA256_LEN], SigningError> {
@@ -417,10 +405,7 @@ impl KeyAttestation {
             device_public_key: bytes_of(f, tag::ATT_PUBLIC_KEY, "device_public_key")?,
             device_key_id: bytes_of(f, tag::ATT_KEY_ID, "device_key_id")?,
             registered_at: u64_of(f, tag::ATT_REGISTERED_AT, "registered_at")?,
-            revoked_at: match f.get(&tag::ATT_REVOKED_AT) {
-                Some(FieldValue::U64(v)) => Some(*v),
-                _ => None,
-            },
+            revoked_at: f.get(&tag::ATT_REVOKED_AT).and_then(FieldValue::as_u64),
             issued_at: u64_of(f, tag::ATT_ISSUED_AT, "issued_at")?,
         };
         attestation.check()?;

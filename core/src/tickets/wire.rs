@@ -295,10 +295,7 @@ impl Ticket {
     }
 
     fn from_fields(fields: &Fields) -> Result<Ticket, TicketError> {
-        let u64_of = |t: u8| match fields.get(&t) {
-            Some(FieldValue::U64(v)) => Some(*v),
-            _ => None,
-        };
+        let u64_of = |t: u8| fields.get(&t).and_then(FieldValue::as_u64);
         let required = |t: u8, name: &'static str| u64_of(t).ok_or(TicketError::InvalidField(name));
         let minutes = |t: u8, name: &'static str| -> Result<u64, TicketError> {
             let m = required(t, name)?;
@@ -307,10 +304,11 @@ impl Ticket {
             }
             Ok(m * 60)
         };
-        let device_key = match fields.get(&tag::DEVICE_KEY) {
-            Some(FieldValue::Bytes(b)) => b.clone(),
-            _ => return Err(TicketError::InvalidField("device_key")),
-        };
+        let device_key = fields
+            .get(&tag::DEVICE_KEY)
+            .and_then(FieldValue::as_bytes)
+            .ok_or(TicketError::InvalidField("device_key"))?
+            .to_vec();
         let ticket = Ticket {
             product: Product::from_code(required(tag::PRODUCT, "product")?)?,
             concession: u64_of(tag::CONCESSION).map(Concession::from_code).transpose()?,

@@ -83,18 +83,13 @@ pub fn verify(token: &str, keys: &dyn KeySet) -> Result<AccessClaims, AccessToke
         other => AccessTokenError::Invalid(other),
     })?;
     let f = &verified.fields;
-    let text = |tag: u8, name: &'static str| match f.get(&tag) {
-        Some(FieldValue::Text(t)) => Ok(t.clone()),
-        _ => Err(AccessTokenError::BadField(name)),
+    let text = |tag: u8, name: &'static str| {
+        f.get(&tag).and_then(FieldValue::as_text).map(str::to_string).ok_or(AccessTokenError::BadField(name))
     };
-    let bytes_of = |tag: u8, name: &'static str| match f.get(&tag) {
-        Some(FieldValue::Bytes(b)) => Ok(b.clone()),
-        _ => Err(AccessTokenError::BadField(name)),
+    let bytes_of = |tag: u8, name: &'static str| {
+        f.get(&tag).and_then(FieldValue::as_bytes).map(<[u8]>::to_vec).ok_or(AccessTokenError::BadField(name))
     };
-    let number = |tag: u8, name: &'static str| match f.get(&tag) {
-        Some(FieldValue::U64(n)) => Ok(*n),
-        _ => Err(AccessTokenError::BadField(name)),
-    };
+    let number = |tag: u8, name: &'static str| f.get(&tag).and_then(FieldValue::as_u64).ok_or(AccessTokenError::BadField(name));
     let roles = text(2, "roles")?;
     Ok(AccessClaims {
         account: text(1, "account")?,

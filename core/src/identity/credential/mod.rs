@@ -218,17 +218,11 @@ pub struct Credential {
 }
 
 fn bytes_field(fields: &Fields, tag: u8) -> Result<&[u8], CredentialRefusal> {
-    match fields.get(&tag) {
-        Some(FieldValue::Bytes(b)) => Ok(b),
-        _ => Err(CredentialRefusal::Malformed),
-    }
+    fields.get(&tag).and_then(FieldValue::as_bytes).ok_or(CredentialRefusal::Malformed)
 }
 
 fn u64_field(fields: &Fields, tag: u8) -> Result<u64, CredentialRefusal> {
-    match fields.get(&tag) {
-        Some(FieldValue::U64(v)) => Ok(*v),
-        _ => Err(CredentialRefusal::Malformed),
-    }
+    fields.get(&tag).and_then(FieldValue::as_u64).ok_or(CredentialRefusal::Malformed)
 }
 
 fn encode_digests(disclosures: &[Disclosure]) -> Vec<u8> {

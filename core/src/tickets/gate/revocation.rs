@@ -56,10 +56,7 @@ impl RevocationList {
     /// Verifies a signed list (operator keys) and reads its ids.
     pub fn verify(statement: &[u8], keys: &dyn KeySet) -> Result<RevocationList, RevocationError> {
         let verified = crypto::verify(&REVOCATION_LIST_SCHEMA, statement, keys)?;
-        let u64_field = |tag| match verified.fields.get(&tag) {
-            Some(FieldValue::U64(v)) => Ok(*v),
-            _ => Err(StatementError::MissingField("u64")),
-        };
+        let u64_field = |tag| verified.fields.get(&tag).and_then(FieldValue::as_u64).ok_or(StatementError::MissingField("u64"));
         let sequence = u64_field(1)?;
         let issued_at = u64_field(2)?;
         let Some(FieldValue::Bytes(raw)) = verified.fields.get(&3) else {
